@@ -1,0 +1,34 @@
+// The one interface a user implements to replicate a state machine with Balsa.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+#include "storage/byte_stream.h"
+
+namespace balsa {
+
+class StateMachine {
+ public:
+  virtual ~StateMachine() = default;
+
+  // Applies a batch of committed entries, in log order, exactly once each across restarts
+  // (the runtime never re-applies an index at or below applied_index()). Empty entries (the
+  // leader's no-op) and configuration entries are passed too so applied_index() can advance;
+  // their result is ignored. Appends exactly one result per entry to `results`: it is what
+  // the proposer's `propose` completes with.
+  virtual void apply(std::span<const Entry> entries, std::vector<std::string>* results) = 0;
+
+  // Index of the last entry applied (or restored from a snapshot).
+  virtual LogIndex applied_index() const = 0;
+
+  // Writes a consistent image of the state as of applied_index() to `out`.
+  virtual void save_snapshot(ByteSink& out) = 0;
+
+  // Replaces all state with the image read from `in`, taken at `index`.
+  virtual void restore_snapshot(ByteSource& in, LogIndex index) = 0;
+};
+
+}  // namespace balsa
