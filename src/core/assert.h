@@ -6,6 +6,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+
+namespace balsa {
+// What happens when an invariant fails: by default print and abort. The simulator installs a
+// handler that throws instead, so it can report the seed that broke the invariant. A handler
+// must not return.
+using AssertionHandler = void (*)(const char* file, int line, const char* cond, const std::string& msg);
+void set_assertion_handler(AssertionHandler handler);
+}  // namespace balsa
 
 namespace balsa::detail {
 [[noreturn]] void assertion_failed(const char* file, int line, const char* cond,
