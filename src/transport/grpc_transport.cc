@@ -1,0 +1,685 @@
+#include "transport/grpc_transport.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "core/assert.h"
+#include "core/codec.h"
+#include "core/rng.h"
+#include "transport/peer.grpc.pb.h"
+
+namespace balsa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+namespace pb = ::balsa::transport;
+
+// Lets at most one log line per period through; the rest are only counted.
+class LogLimiter {
+ public:
+  explicit LogLimiter(Clock::duration period) : period_(period) {}
+  // Returns the number of lines suppressed since the last one let through, or -1 to suppress.
+  int64_t allow() {
+    auto now = Clock::now().time_since_epoch().count();
+    auto next = next_.load(std::memory_order_relaxed);
+    if (now < next || !next_.compare_exchange_strong(next, now + period_.count())) {
+      suppressed_.fetch_add(1, std::memory_order_relaxed);
+      return -1;
+    }
+    return suppressed_.exchange(0, std::memory_order_relaxed);
+  }
+
+ private:
+  const Clock::duration period_;
+  std::atomic<Clock::rep> next_{0};
+  std::atomic<int64_t> suppressed_{0};
+};
+
+// Counts handler calls in progress so that stop() can wait for them and refuse new ones.
+class CallbackGate {
+ public:
+  bool enter() {
+    std::lock_guard lk(mu_);
+    if (closed_) return false;
+    ++active_;
+    return true;
+  }
+  void exit() {
+    std::lock_guard lk(mu_);
+    if (--active_ == 0) cv_.notify_all();
+  }
+  void close() {
+    std::unique_lock lk(mu_);
+    closed_ = true;
+    cv_.wait(lk, [&] { return active_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int active_ = 0;      // guarded by mu_
+  bool closed_ = false;  // guarded by mu_
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("transport: cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Bytes a queued message counts for against max_queue_bytes (close to its encoded size).
+size_t approx_bytes(const Message& m) {
+  size_t n = 64 + m.context.size() + m.snapshot.data.size();
+  for (const auto& e : m.entries) n += e.payload_bytes();
+  return n;
+}
+
+void inc(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+uint64_t get(const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); }
+
+}  // namespace
+
+class GrpcTransport::Impl final : public pb::RaftPeer::Service {
+ public:
+  explicit Impl(GrpcTransportOptions o) : opt_(std::move(o)) {
+    BALSA_ASSERT(opt_.self != kNoNode, "transport needs a local node id");
+    BALSA_ASSERT(opt_.max_batch_bytes > 0 && opt_.max_batch_bytes + 4096 <= opt_.max_grpc_message_bytes,
+                 "max_batch_bytes {} must leave room under max_grpc_message_bytes {}",
+                 opt_.max_batch_bytes, opt_.max_grpc_message_bytes);
+    BALSA_ASSERT(opt_.backoff_initial.count() > 0 && opt_.backoff_max >= opt_.backoff_initial,
+                 "bad backoff");
+  }
+
+  ~Impl() override { stop(); }
+
+  void start(Handler handler);
+  void add_peer(NodeId id, std::string address);
+  void remove_peer(NodeId id);
+  void send(std::vector<Message> msgs);
+  void stop();
+  int listen_port() const { return port_; }
+  GrpcTransportStats stats() const;
+
+  grpc::Status Stream(grpc::ServerContext* ctx, grpc::ServerReader<pb::Batch>* reader,
+                      pb::StreamSummary* summary) override;
+
+ private:
+  struct Peer {
+    Peer(NodeId i, std::string a, uint64_t seed)
+        : id(i), address(std::move(a)), rng(seed ^ (i.value * 0x9e3779b97f4a7c15ULL)) {}
+
+    const NodeId id;
+    const std::string address;
+    Rng rng;  // writer thread only
+
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Message> queue;                 // guarded by mu
+    size_t queued_bytes = 0;                   // guarded by mu; sum of approx_bytes over queue
+    bool closing = false;                      // guarded by mu; set once, ends the writer
+    grpc::ClientContext* active_ctx = nullptr;  // guarded by mu; the open stream, for cancelling
+    std::thread writer;
+
+    std::atomic<bool> connected{false};
+    std::atomic<uint64_t> messages_sent{0}, batches_sent{0}, bytes_sent{0}, chunks_sent{0},
+        dropped_queue_full{0}, dropped_send_failed{0}, dropped_oversized{0}, connects{0},
+        connect_failures{0}, streams_refused{0};
+  };
+
+  std::shared_ptr<grpc::ChannelCredentials> channel_credentials() const;
+  std::shared_ptr<grpc::Channel> make_channel(const Peer& p) const;
+  bool wait_connected(Peer& p, grpc::Channel& channel);
+  void sleep_backoff(Peer& p, std::chrono::milliseconds* delay);
+  void run_writer(Peer& p);
+  // Writes everything queued until the stream breaks (false) or the peer closes (true).
+  bool pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, grpc::Channel& channel);
+  void start_writer(const std::shared_ptr<Peer>& p);
+  void close_peer(Peer& p);
+  grpc::Status refuse(grpc::StatusCode code, std::atomic<uint64_t>& counter, grpc::ServerContext* ctx,
+                      const std::string& why);
+
+  const GrpcTransportOptions opt_;
+  Handler handler_;
+  CallbackGate gate_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  mutable std::mutex mu_;
+  std::map<NodeId, std::shared_ptr<Peer>> peers_;  // guarded by mu_
+  bool started_ = false;                           // guarded by mu_
+  bool stopped_ = false;                           // guarded by mu_
+
+  mutable std::mutex recv_mu_;
+  std::map<NodeId, uint64_t> received_from_;  // guarded by recv_mu_
+
+  std::atomic<uint64_t> messages_received_{0}, batches_received_{0}, streams_accepted_{0},
+      refused_cluster_id_{0}, refused_identity_{0}, decode_errors_{0}, dropped_unknown_peer_{0};
+
+  LogLimiter refuse_log_{1s};
+  LogLimiter connect_log_{1s};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+
+void GrpcTransport::Impl::start(Handler handler) {
+  std::unique_lock lk(mu_);
+  BALSA_ASSERT(!started_ && !stopped_, "GrpcTransport::start called twice or after stop");
+  handler_ = std::move(handler);
+
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (opt_.tls) {
+    grpc::SslServerCredentialsOptions ssl(
+        opt_.tls->require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                      : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    ssl.pem_root_certs = read_file(opt_.tls->ca_file);
+    ssl.pem_key_cert_pairs.push_back({read_file(opt_.tls->key_file), read_file(opt_.tls->cert_file)});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(opt_.listen_address, creds, &port_);
+  builder.RegisterService(this);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(opt_.max_grpc_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(opt_.max_grpc_message_bytes));
+  // A second server on the same port must fail, not silently share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Accept the clients' keepalive pings (every 10 s) instead of answering with GOAWAY.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    server_.reset();
+    throw std::runtime_error("transport: cannot listen on " + opt_.listen_address);
+  }
+  started_ = true;
+  spdlog::info("transport: node {} listening on {} (port {}, cluster {:#x}, {})", opt_.self.value,
+               opt_.listen_address, port_, opt_.cluster_id, opt_.tls ? "tls" : "insecure");
+  for (auto& [id, p] : peers_) start_writer(p);
+}
+
+void GrpcTransport::Impl::stop() {
+  std::map<NodeId, std::shared_ptr<Peer>> peers;
+  {
+    std::lock_guard lk(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    peers.swap(peers_);
+  }
+  for (auto& [id, p] : peers) close_peer(*p);
+  if (server_) {
+    // Deadline now: cancel the incoming streams at once. Shutdown returns after every handler
+    // has returned; the gate makes "no callback after stop()" explicit regardless.
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_.reset();
+  }
+  gate_.close();
+  spdlog::info("transport: node {} stopped", opt_.self.value);
+}
+
+void GrpcTransport::Impl::add_peer(NodeId id, std::string address) {
+  BALSA_ASSERT(id != opt_.self && id != kNoNode, "bad peer id {}", id.value);
+  std::shared_ptr<Peer> old;
+  {
+    std::lock_guard lk(mu_);
+    if (stopped_) return;
+    auto it = peers_.find(id);
+    if (it != peers_.end()) {
+      if (it->second->address == address) return;
+      old = it->second;
+    }
+    auto p = std::make_shared<Peer>(id, std::move(address), opt_.seed);
+    peers_[id] = p;
+    if (started_) start_writer(p);
+  }
+  if (old) close_peer(*old);
+}
+
+void GrpcTransport::Impl::remove_peer(NodeId id) {
+  std::shared_ptr<Peer> p;
+  {
+    std::lock_guard lk(mu_);
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    p = std::move(it->second);
+    peers_.erase(it);
+  }
+  close_peer(*p);
+}
+
+void GrpcTransport::Impl::start_writer(const std::shared_ptr<Peer>& p) {
+  p->writer = std::thread([this, p] { run_writer(*p); });
+}
+
+void GrpcTransport::Impl::close_peer(Peer& p) {
+  {
+    std::lock_guard lk(p.mu);
+    p.closing = true;
+    inc(p.dropped_send_failed, p.queue.size());
+    p.queue.clear();
+    p.queued_bytes = 0;
+    if (p.active_ctx) p.active_ctx->TryCancel();
+    p.cv.notify_all();
+  }
+  if (p.writer.joinable()) p.writer.join();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending
+
+void GrpcTransport::Impl::send(std::vector<Message> msgs) {
+  std::lock_guard lk(mu_);
+  for (auto& m : msgs) {
+    auto it = peers_.find(m.to);
+    if (it == peers_.end()) {
+      inc(dropped_unknown_peer_);
+      continue;
+    }
+    Peer& p = *it->second;
+    size_t bytes = approx_bytes(m);
+    std::lock_guard plk(p.mu);
+    if (p.closing || p.queue.size() >= opt_.max_queue_messages ||
+        (!p.queue.empty() && p.queued_bytes + bytes > opt_.max_queue_bytes)) {
+      inc(p.dropped_queue_full);
+      continue;
+    }
+    p.queue.push_back(std::move(m));
+    p.queued_bytes += bytes;
+    if (p.queue.size() == 1) p.cv.notify_one();
+  }
+}
+
+std::shared_ptr<grpc::ChannelCredentials> GrpcTransport::Impl::channel_credentials() const {
+  if (!opt_.tls) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = read_file(opt_.tls->ca_file);
+  ssl.pem_private_key = read_file(opt_.tls->key_file);
+  ssl.pem_cert_chain = read_file(opt_.tls->cert_file);
+  return grpc::SslCredentials(ssl);
+}
+
+std::shared_ptr<grpc::Channel> GrpcTransport::Impl::make_channel(const Peer& p) const {
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(static_cast<int>(opt_.max_grpc_message_bytes));
+  args.SetMaxReceiveMessageSize(static_cast<int>(opt_.max_grpc_message_bytes));
+  // Our own loop owns reconnection: a private subchannel per attempt, so that no shared
+  // subchannel sits in gRPC's own (longer) backoff when we retry.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(opt_.backoff_initial.count()));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(opt_.backoff_initial.count()));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(opt_.backoff_max.count()));
+  // Notice a dead peer on an idle link.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  if (opt_.tls && !opt_.tls->server_name_override.empty()) {
+    args.SetSslTargetNameOverride(opt_.tls->server_name_override);
+  }
+  return grpc::CreateCustomChannel(p.address, channel_credentials(), args);
+}
+
+bool GrpcTransport::Impl::wait_connected(Peer& p, grpc::Channel& channel) {
+  const auto deadline = Clock::now() + opt_.connect_timeout;
+  auto state = channel.GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY) {
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN) return false;
+    {
+      std::lock_guard lk(p.mu);
+      if (p.closing) return false;
+    }
+    auto now = Clock::now();
+    if (now >= deadline) return false;
+    // Short slices keep close_peer() prompt.
+    auto slice = std::min(deadline - now, Clock::duration(50ms));
+    channel.WaitForStateChange(state, std::chrono::system_clock::now() + slice);
+    state = channel.GetState(true);
+  }
+  return true;
+}
+
+void GrpcTransport::Impl::sleep_backoff(Peer& p, std::chrono::milliseconds* delay) {
+  auto half = delay->count() / 2;
+  auto wait = std::chrono::milliseconds(half + static_cast<int64_t>(p.rng.below(half + 1)));
+  *delay = std::min(*delay * 2, opt_.backoff_max);
+  std::unique_lock lk(p.mu);
+  p.cv.wait_for(lk, wait, [&] { return p.closing; });
+}
+
+void GrpcTransport::Impl::run_writer(Peer& p) {
+  std::chrono::milliseconds delay = opt_.backoff_initial;
+  for (;;) {
+    {
+      std::lock_guard lk(p.mu);
+      if (p.closing) return;
+    }
+    auto channel = make_channel(p);
+    if (!wait_connected(p, *channel)) {
+      {
+        std::lock_guard lk(p.mu);
+        if (p.closing) return;
+      }
+      inc(p.connect_failures);
+      if (auto n = connect_log_.allow(); n >= 0) {
+        spdlog::warn("transport: node {} cannot connect to peer {} at {} (retrying; {} similar "
+                     "messages suppressed)", opt_.self.value, p.id.value, p.address, n);
+      }
+      sleep_backoff(p, &delay);
+      continue;
+    }
+
+    auto stub = pb::RaftPeer::NewStub(channel);
+    grpc::ClientContext ctx;
+    pb::StreamSummary summary;
+    auto stream = stub->Stream(&ctx, &summary);
+    {
+      std::lock_guard lk(p.mu);
+      p.active_ctx = &ctx;
+      if (p.closing) ctx.TryCancel();
+    }
+    inc(p.connects);
+    p.connected = true;
+    spdlog::info("transport: node {} connected to peer {} at {}", opt_.self.value, p.id.value,
+                 p.address);
+
+    bool closing = pump(p, *stream, *channel);
+    if (get(p.batches_sent) > 0) delay = opt_.backoff_initial;  // the link worked; start over
+    p.connected = false;
+    if (!closing) stream->WritesDone();
+    grpc::Status st = stream->Finish();
+    {
+      std::lock_guard lk(p.mu);
+      p.active_ctx = nullptr;
+      if (p.closing) return;
+    }
+    if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+        st.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      inc(p.streams_refused);
+      if (auto n = refuse_log_.allow(); n >= 0) {
+        spdlog::error("transport: peer {} at {} refused node {}'s stream: {} ({} similar messages "
+                      "suppressed)", p.id.value, p.address, opt_.self.value, st.error_message(), n);
+      }
+    } else {
+      spdlog::info("transport: node {} disconnected from peer {} at {}: {}", opt_.self.value,
+                   p.id.value, p.address, st.ok() ? std::string("ok") : st.error_message());
+    }
+    sleep_backoff(p, &delay);
+  }
+}
+
+bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, grpc::Channel& channel) {
+  std::deque<Message> work;
+  pb::Batch batch;
+  size_t batch_bytes = 0;
+  size_t batch_msgs = 0;
+
+  auto fresh_batch = [&] {
+    batch.Clear();
+    batch.set_cluster_id(opt_.cluster_id);
+    batch.set_from(opt_.self.value);
+    batch_bytes = 0;
+    batch_msgs = 0;
+  };
+  // Writes `batch` and accounts it as `msgs` whole messages; false if the stream broke.
+  auto write = [&](size_t msgs, size_t bytes) {
+    if (!stream.Write(batch)) {
+      inc(p.dropped_send_failed, msgs + work.size());
+      work.clear();
+      return false;
+    }
+    inc(p.batches_sent);
+    inc(p.messages_sent, msgs);
+    inc(p.bytes_sent, bytes);
+    return true;
+  };
+  auto flush = [&] {
+    if (batch_msgs == 0) return true;
+    bool ok = write(batch_msgs, batch_bytes);
+    fresh_batch();
+    return ok;
+  };
+  auto send_chunked = [&](const std::string& enc) {
+    const size_t chunk_bytes = opt_.max_batch_bytes;
+    for (size_t off = 0; off < enc.size(); off += chunk_bytes) {
+      fresh_batch();
+      size_t n = std::min(chunk_bytes, enc.size() - off);
+      batch.set_chunk(enc.data() + off, n);
+      batch.set_chunk_offset(off);
+      batch.set_total_size(enc.size());
+      bool last = off + n == enc.size();
+      batch.set_last_chunk(last);
+      if (!write(last ? 1 : 0, n)) return false;
+      inc(p.chunks_sent);
+      {
+        std::lock_guard lk(p.mu);
+        if (p.closing) return false;
+      }
+    }
+    fresh_batch();
+    return true;
+  };
+
+  fresh_batch();
+  for (;;) {
+    {
+      std::unique_lock lk(p.mu);
+      while (!p.closing && p.queue.empty()) {
+        // Wake now and then to notice a link that broke while idle.
+        if (!p.cv.wait_for(lk, 200ms, [&] { return p.closing || !p.queue.empty(); })) {
+          lk.unlock();
+          auto state = channel.GetState(false);
+          lk.lock();
+          if (state != GRPC_CHANNEL_READY) return p.closing;
+        }
+      }
+      if (p.closing) return true;
+      work.swap(p.queue);
+      p.queued_bytes = 0;
+    }
+    while (!work.empty()) {
+      Message m = std::move(work.front());
+      work.pop_front();
+      std::string enc = codec::encode(m);
+      if (enc.size() > opt_.max_message_bytes) {
+        inc(p.dropped_oversized);
+        if (auto n = refuse_log_.allow(); n >= 0) {
+          spdlog::error("transport: node {} dropped a {} message of {} bytes to peer {} "
+                        "(max_message_bytes {}; {} similar messages suppressed)",
+                        opt_.self.value, to_string(m.type), enc.size(), p.id.value,
+                        opt_.max_message_bytes, n);
+        }
+        continue;
+      }
+      if (enc.size() > opt_.max_batch_bytes) {
+        if (!flush() || !send_chunked(enc)) return false;
+        continue;
+      }
+      if (batch_bytes + enc.size() > opt_.max_batch_bytes && !flush()) return false;
+      batch_bytes += enc.size();
+      ++batch_msgs;
+      batch.add_messages(std::move(enc));
+    }
+    if (!flush()) return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiving
+
+grpc::Status GrpcTransport::Impl::refuse(grpc::StatusCode code, std::atomic<uint64_t>& counter,
+                                         grpc::ServerContext* ctx, const std::string& why) {
+  inc(counter);
+  if (auto n = refuse_log_.allow(); n >= 0) {
+    spdlog::error("transport: node {} closed stream from {}: {} ({} similar messages suppressed)",
+                  opt_.self.value, ctx->peer(), why, n);
+  }
+  return grpc::Status(code, why);
+}
+
+grpc::Status GrpcTransport::Impl::Stream(grpc::ServerContext* ctx,
+                                         grpc::ServerReader<pb::Batch>* reader,
+                                         pb::StreamSummary* summary) {
+  using grpc::StatusCode;
+  inc(streams_accepted_);
+  pb::Batch batch;
+  NodeId from = kNoNode;    // fixed by the first batch
+  std::string reassembly;   // the chunked message in progress
+  bool in_chunk = false;
+  uint64_t total_size = 0;
+  uint64_t delivered = 0;
+
+  auto deliver = [&](std::string_view bytes) -> std::optional<grpc::Status> {
+    auto msg = codec::decode<Message>(bytes);
+    if (!msg) {
+      return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
+                    fmt::format("undecodable message of {} bytes from node {}", bytes.size(), from.value));
+    }
+    if (msg->from != from || msg->to != opt_.self) {
+      return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
+                    fmt::format("message {}->{} on a stream from node {} to node {}", msg->from.value,
+                                msg->to.value, from.value, opt_.self.value));
+    }
+    if (!gate_.enter()) return grpc::Status(StatusCode::CANCELLED, "transport stopping");
+    handler_(std::move(*msg));
+    gate_.exit();
+    inc(messages_received_);
+    ++delivered;
+    summary->set_messages_received(delivered);
+    std::lock_guard lk(recv_mu_);
+    ++received_from_[from];
+    return std::nullopt;
+  };
+
+  while (reader->Read(&batch)) {
+    inc(batches_received_);
+    if (batch.cluster_id() != opt_.cluster_id) {
+      return refuse(StatusCode::FAILED_PRECONDITION, refused_cluster_id_, ctx,
+                    fmt::format("cluster id {:#x} does not match this cluster {:#x}",
+                                batch.cluster_id(), opt_.cluster_id));
+    }
+    if (from == kNoNode) {
+      if (batch.from() == 0 || batch.from() == opt_.self.value) {
+        return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
+                      fmt::format("bad sender id {}", batch.from()));
+      }
+      from = NodeId(batch.from());
+    } else if (batch.from() != from.value) {
+      return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
+                    fmt::format("sender id changed from {} to {}", from.value, batch.from()));
+    }
+
+    const bool is_chunk = !batch.chunk().empty() || batch.total_size() != 0 || batch.last_chunk();
+    if (is_chunk) {
+      if (batch.messages_size() != 0) {
+        return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "chunk and messages in one batch");
+      }
+      if (!in_chunk) {
+        if (batch.chunk_offset() != 0 || batch.total_size() == 0 ||
+            batch.total_size() > opt_.max_message_bytes) {
+          return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
+                        fmt::format("bad first chunk: offset {} total {} (max_message_bytes {})",
+                                    batch.chunk_offset(), batch.total_size(), opt_.max_message_bytes));
+        }
+        in_chunk = true;
+        total_size = batch.total_size();
+        reassembly.clear();
+        reassembly.reserve(total_size);
+      }
+      if (batch.total_size() != total_size || batch.chunk_offset() != reassembly.size() ||
+          batch.chunk().size() > total_size - reassembly.size()) {
+        return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
+                      fmt::format("chunk out of place: offset {} size {} total {}, have {} of {}",
+                                  batch.chunk_offset(), batch.chunk().size(), batch.total_size(),
+                                  reassembly.size(), total_size));
+      }
+      reassembly.append(batch.chunk());
+      if (batch.last_chunk()) {
+        if (reassembly.size() != total_size) {
+          return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "last chunk before total size");
+        }
+        in_chunk = false;
+        if (auto err = deliver(reassembly)) return *err;
+        std::string().swap(reassembly);
+      }
+      continue;
+    }
+
+    if (in_chunk) {
+      return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "messages inside a chunked message");
+    }
+    for (const auto& bytes : batch.messages()) {
+      if (auto err = deliver(bytes)) return *err;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats
+
+GrpcTransportStats GrpcTransport::Impl::stats() const {
+  GrpcTransportStats s;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [id, p] : peers_) {
+      GrpcPeerStats ps;
+      ps.id = id;
+      ps.address = p->address;
+      ps.connected = p->connected.load();
+      {
+        std::lock_guard plk(p->mu);
+        ps.queued_messages = p->queue.size();
+      }
+      ps.messages_sent = get(p->messages_sent);
+      ps.batches_sent = get(p->batches_sent);
+      ps.bytes_sent = get(p->bytes_sent);
+      ps.chunks_sent = get(p->chunks_sent);
+      ps.dropped_queue_full = get(p->dropped_queue_full);
+      ps.dropped_send_failed = get(p->dropped_send_failed);
+      ps.dropped_oversized = get(p->dropped_oversized);
+      ps.connects = get(p->connects);
+      ps.connect_failures = get(p->connect_failures);
+      ps.streams_refused = get(p->streams_refused);
+      s.peers.push_back(std::move(ps));
+    }
+  }
+  {
+    std::lock_guard lk(recv_mu_);
+    s.received_from = received_from_;
+  }
+  s.messages_received = get(messages_received_);
+  s.batches_received = get(batches_received_);
+  s.streams_accepted = get(streams_accepted_);
+  s.refused_cluster_id = get(refused_cluster_id_);
+  s.refused_identity = get(refused_identity_);
+  s.decode_errors = get(decode_errors_);
+  s.dropped_unknown_peer = get(dropped_unknown_peer_);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facade
+
+GrpcTransport::GrpcTransport(GrpcTransportOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+GrpcTransport::~GrpcTransport() { stop(); }
+void GrpcTransport::start(Handler on_message) { impl_->start(std::move(on_message)); }
+void GrpcTransport::add_peer(NodeId id, std::string address) { impl_->add_peer(id, std::move(address)); }
+void GrpcTransport::remove_peer(NodeId id) { impl_->remove_peer(id); }
+void GrpcTransport::send(std::vector<Message> msgs) { impl_->send(std::move(msgs)); }
+void GrpcTransport::stop() { impl_->stop(); }
+int GrpcTransport::listen_port() const { return impl_->listen_port(); }
+GrpcTransportStats GrpcTransport::stats() const { return impl_->stats(); }
+
+}  // namespace balsa

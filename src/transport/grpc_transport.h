@@ -1,0 +1,124 @@
+// The production Transport: gRPC client streams between nodes.
+//
+// Shape of one link (this node -> peer P):
+//   send() --> P's bounded queue --> P's writer thread --> one long-lived RaftPeer.Stream call
+//   --> P's server, which checks and decodes each message and calls P's handler.
+// Each peer has exactly one writer thread and one outgoing stream. The writer drains everything
+// queued into Batches of at most max_batch_bytes, and never holds a lock across a gRPC call.
+// A message whose encoding exceeds max_batch_bytes (an InstallSnapshot, typically) is split into
+// chunks, sent consecutively on the same stream and reassembled by the receiver, so per-link
+// order is kept. When the link breaks the writer reconnects with jittered exponential backoff;
+// messages queued meanwhile wait (up to the queue bound) and messages in a failed write are lost.
+//
+// The receiving side refuses, counts and closes:
+//   cluster id mismatch             -> FAILED_PRECONDITION, refused_cluster_id
+//   undecodable message / bad chunk -> INVALID_ARGUMENT,    decode_errors
+//   from/to not matching the link   -> INVALID_ARGUMENT,    refused_identity
+// Only that stream is closed; the server keeps serving every other peer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "transport/transport.h"
+
+namespace balsa {
+
+struct GrpcTransportTls {
+  std::string ca_file;    // PEM roots used to verify the other side
+  std::string cert_file;  // PEM certificate chain of this node (server and client)
+  std::string key_file;   // PEM private key of this node
+  bool require_client_cert = true;  // mutual TLS: the server verifies the client certificate
+  // Name checked against the server's certificate instead of the host part of the address
+  // (for certificates issued to a node name rather than its IP). Empty: use the address.
+  std::string server_name_override;
+};
+
+struct GrpcTransportOptions {
+  NodeId self;
+  uint64_t cluster_id = 0;
+  std::string listen_address = "127.0.0.1:0";  // port 0 picks a free port; see listen_port()
+
+  // Largest gRPC message (one Batch) either side accepts.
+  size_t max_grpc_message_bytes = 16u << 20;
+  // Payload cap of one Batch; larger messages are chunked. Must leave room under the gRPC limit.
+  size_t max_batch_bytes = 1u << 20;
+  // Largest single Raft message (after reassembly). Larger ones are dropped by the sender and
+  // refused by the receiver.
+  size_t max_message_bytes = 512u << 20;
+
+  // Per-peer queue bound. A message that does not fit is dropped and counted; send() never
+  // blocks. A single message larger than max_queue_bytes is still admitted into an empty queue.
+  size_t max_queue_messages = 4096;
+  size_t max_queue_bytes = 64u << 20;
+
+  // Reconnect backoff: the delay starts at backoff_initial, doubles per failed attempt up to
+  // backoff_max, and each wait is drawn uniformly from [delay/2, delay] with an Rng seeded from
+  // `seed` and the peer id (deterministic given the seed).
+  std::chrono::milliseconds backoff_initial{50};
+  std::chrono::milliseconds backoff_max{2000};
+  std::chrono::milliseconds connect_timeout{1000};
+  uint64_t seed = 1;
+
+  std::optional<GrpcTransportTls> tls;  // insecure (plaintext) when empty
+};
+
+// Counters for one outgoing link. Monotonic except `connected` and `queued_messages`.
+struct GrpcPeerStats {
+  NodeId id;
+  std::string address;
+  bool connected = false;
+  uint64_t queued_messages = 0;
+  uint64_t messages_sent = 0;    // written to the stream (whole messages, chunked ones once)
+  uint64_t batches_sent = 0;     // gRPC writes, chunks included
+  uint64_t bytes_sent = 0;       // codec bytes written
+  uint64_t chunks_sent = 0;
+  uint64_t dropped_queue_full = 0;
+  uint64_t dropped_send_failed = 0;  // in a write that failed, or queued when the link was removed
+  uint64_t dropped_oversized = 0;    // encoding larger than max_message_bytes
+  uint64_t connects = 0;             // streams opened; reconnects = connects - 1
+  uint64_t connect_failures = 0;
+  uint64_t streams_refused = 0;      // peer ended our stream with an error status
+};
+
+struct GrpcTransportStats {
+  std::vector<GrpcPeerStats> peers;  // ordered by id
+  std::map<NodeId, uint64_t> received_from;  // good messages handed to the handler, by sender
+  uint64_t messages_received = 0;
+  uint64_t batches_received = 0;
+  uint64_t streams_accepted = 0;
+  uint64_t refused_cluster_id = 0;
+  uint64_t refused_identity = 0;
+  uint64_t decode_errors = 0;
+  uint64_t dropped_unknown_peer = 0;  // send() to an id that is not a peer
+};
+
+class GrpcTransport final : public Transport {
+ public:
+  explicit GrpcTransport(GrpcTransportOptions options);
+  ~GrpcTransport() override;
+  GrpcTransport(const GrpcTransport&) = delete;
+  GrpcTransport& operator=(const GrpcTransport&) = delete;
+
+  // Throws std::runtime_error if the listen address cannot be bound or TLS files cannot be read.
+  void start(Handler on_message) override;
+  void add_peer(NodeId id, std::string address) override;
+  void remove_peer(NodeId id) override;
+  void send(std::vector<Message> msgs) override;
+  void stop() override;
+
+  // The port the server listens on, valid after start().
+  int listen_port() const;
+  GrpcTransportStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace balsa
