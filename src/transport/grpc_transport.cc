@@ -92,7 +92,21 @@ uint64_t get(const std::atomic<uint64_t>& c) { return c.load(std::memory_order_r
 
 }  // namespace
 
-class GrpcTransport::Impl final : public pb::RaftPeer::Service {
+// State of one incoming stream: the sender it is bound to and a chunked message in progress.
+struct InboundStream {
+  NodeId from = kNoNode;   // fixed by the first batch
+  bool in_chunk = false;
+  uint64_t total_size = 0;
+  std::string reassembly;  // the chunked message received so far
+  uint64_t delivered = 0;
+};
+
+// The receiving side is a raw callback method: the reactor parses each Batch itself, so that a
+// malformed protobuf is refused and counted like any other garbage (the generated reader would
+// report it as an ordinary end of stream). No thread is held per incoming stream.
+using RawService = pb::RaftPeer::WithRawCallbackMethod_Stream<pb::RaftPeer::Service>;
+
+class GrpcTransport::Impl final : public RawService {
  public:
   explicit Impl(GrpcTransportOptions o) : opt_(std::move(o)) {
     BALSA_ASSERT(opt_.self != kNoNode, "transport needs a local node id");
@@ -113,8 +127,14 @@ class GrpcTransport::Impl final : public pb::RaftPeer::Service {
   int listen_port() const { return port_; }
   GrpcTransportStats stats() const;
 
-  grpc::Status Stream(grpc::ServerContext* ctx, grpc::ServerReader<pb::Batch>* reader,
-                      pb::StreamSummary* summary) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Stream(grpc::CallbackServerContext* ctx,
+                                                    grpc::ByteBuffer* response) override;
+
+  // Checks one batch of an incoming stream and delivers its messages. An error status means:
+  // end the stream with it.
+  std::optional<grpc::Status> on_batch(InboundStream& in, grpc::ByteBuffer& raw,
+                                       grpc::CallbackServerContext* ctx);
+  void reactor_done();
 
  private:
   struct Peer {
@@ -139,7 +159,7 @@ class GrpcTransport::Impl final : public pb::RaftPeer::Service {
         connect_failures{0}, streams_refused{0};
   };
 
-  std::shared_ptr<grpc::ChannelCredentials> channel_credentials() const;
+  std::shared_ptr<grpc::ChannelCredentials> make_channel_credentials() const;
   std::shared_ptr<grpc::Channel> make_channel(const Peer& p) const;
   bool wait_connected(Peer& p, grpc::Channel& channel);
   void sleep_backoff(Peer& p, std::chrono::milliseconds* delay);
@@ -148,13 +168,17 @@ class GrpcTransport::Impl final : public pb::RaftPeer::Service {
   bool pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, grpc::Channel& channel);
   void start_writer(const std::shared_ptr<Peer>& p);
   void close_peer(Peer& p);
-  grpc::Status refuse(grpc::StatusCode code, std::atomic<uint64_t>& counter, grpc::ServerContext* ctx,
-                      const std::string& why);
+  grpc::Status refuse(grpc::StatusCode code, std::atomic<uint64_t>& counter,
+                      grpc::CallbackServerContext* ctx, const std::string& why);
+  std::optional<grpc::Status> deliver(InboundStream& in, std::string_view bytes,
+                                      grpc::CallbackServerContext* ctx);
+  class Reactor;
 
   const GrpcTransportOptions opt_;
   Handler handler_;
   CallbackGate gate_;
   std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::ChannelCredentials> channel_creds_;  // set by start(), before any writer
   int port_ = 0;
 
   mutable std::mutex mu_;
@@ -163,7 +187,9 @@ class GrpcTransport::Impl final : public pb::RaftPeer::Service {
   bool stopped_ = false;                           // guarded by mu_
 
   mutable std::mutex recv_mu_;
+  std::condition_variable reactors_done_cv_;
   std::map<NodeId, uint64_t> received_from_;  // guarded by recv_mu_
+  int live_reactors_ = 0;                     // guarded by recv_mu_
 
   std::atomic<uint64_t> messages_received_{0}, batches_received_{0}, streams_accepted_{0},
       refused_cluster_id_{0}, refused_identity_{0}, decode_errors_{0}, dropped_unknown_peer_{0};
@@ -189,6 +215,7 @@ void GrpcTransport::Impl::start(Handler handler) {
     ssl.pem_key_cert_pairs.push_back({read_file(opt_.tls->key_file), read_file(opt_.tls->cert_file)});
     creds = grpc::SslServerCredentials(ssl);
   }
+  channel_creds_ = make_channel_credentials();  // read TLS files once; failures throw here
   grpc::ServerBuilder builder;
   builder.AddListeningPort(opt_.listen_address, creds, &port_);
   builder.RegisterService(this);
@@ -223,9 +250,12 @@ void GrpcTransport::Impl::stop() {
     // Deadline now: cancel the incoming streams at once. Shutdown returns after every handler
     // has returned; the gate makes "no callback after stop()" explicit regardless.
     server_->Shutdown(std::chrono::system_clock::now());
-    server_.reset();
+    // Reactors call back into this object until OnDone; wait for the last one.
+    std::unique_lock lk(recv_mu_);
+    reactors_done_cv_.wait(lk, [&] { return live_reactors_ == 0; });
   }
   gate_.close();
+  server_.reset();
   spdlog::info("transport: node {} stopped", opt_.self.value);
 }
 
@@ -301,7 +331,7 @@ void GrpcTransport::Impl::send(std::vector<Message> msgs) {
   }
 }
 
-std::shared_ptr<grpc::ChannelCredentials> GrpcTransport::Impl::channel_credentials() const {
+std::shared_ptr<grpc::ChannelCredentials> GrpcTransport::Impl::make_channel_credentials() const {
   if (!opt_.tls) return grpc::InsecureChannelCredentials();
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = read_file(opt_.tls->ca_file);
@@ -327,7 +357,7 @@ std::shared_ptr<grpc::Channel> GrpcTransport::Impl::make_channel(const Peer& p) 
   if (opt_.tls && !opt_.tls->server_name_override.empty()) {
     args.SetSslTargetNameOverride(opt_.tls->server_name_override);
   }
-  return grpc::CreateCustomChannel(p.address, channel_credentials(), args);
+  return grpc::CreateCustomChannel(p.address, channel_creds_, args);
 }
 
 bool GrpcTransport::Impl::wait_connected(Peer& p, grpc::Channel& channel) {
@@ -394,7 +424,6 @@ void GrpcTransport::Impl::run_writer(Peer& p) {
                  p.address);
 
     bool closing = pump(p, *stream, *channel);
-    if (get(p.batches_sent) > 0) delay = opt_.backoff_initial;  // the link worked; start over
     p.connected = false;
     if (!closing) stream->WritesDone();
     grpc::Status st = stream->Finish();
@@ -405,12 +434,14 @@ void GrpcTransport::Impl::run_writer(Peer& p) {
     }
     if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
         st.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      // Refused: retrying will likely be refused again, so keep backing off.
       inc(p.streams_refused);
       if (auto n = refuse_log_.allow(); n >= 0) {
         spdlog::error("transport: peer {} at {} refused node {}'s stream: {} ({} similar messages "
                       "suppressed)", p.id.value, p.address, opt_.self.value, st.error_message(), n);
       }
     } else {
+      delay = opt_.backoff_initial;  // the link worked and broke: retry soon
       spdlog::info("transport: node {} disconnected from peer {} at {}: {}", opt_.self.value,
                    p.id.value, p.address, st.ok() ? std::string("ok") : st.error_message());
     }
@@ -431,10 +462,11 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
     batch_bytes = 0;
     batch_msgs = 0;
   };
-  // Writes `batch` and accounts it as `msgs` whole messages; false if the stream broke.
-  auto write = [&](size_t msgs, size_t bytes) {
+  // Writes `batch` and accounts it as `msgs` whole messages; false if the stream broke, in
+  // which case `lost` messages of this batch and everything still in `work` count as dropped.
+  auto write = [&](size_t msgs, size_t bytes, size_t lost) {
     if (!stream.Write(batch)) {
-      inc(p.dropped_send_failed, msgs + work.size());
+      inc(p.dropped_send_failed, lost + work.size());
       work.clear();
       return false;
     }
@@ -445,7 +477,7 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
   };
   auto flush = [&] {
     if (batch_msgs == 0) return true;
-    bool ok = write(batch_msgs, batch_bytes);
+    bool ok = write(batch_msgs, batch_bytes, batch_msgs);
     fresh_batch();
     return ok;
   };
@@ -459,7 +491,7 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
       batch.set_total_size(enc.size());
       bool last = off + n == enc.size();
       batch.set_last_chunk(last);
-      if (!write(last ? 1 : 0, n)) return false;
+      if (!write(last ? 1 : 0, n, 1)) return false;
       inc(p.chunks_sent);
       {
         std::lock_guard lk(p.mu);
@@ -518,7 +550,7 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
 // Receiving
 
 grpc::Status GrpcTransport::Impl::refuse(grpc::StatusCode code, std::atomic<uint64_t>& counter,
-                                         grpc::ServerContext* ctx, const std::string& why) {
+                                         grpc::CallbackServerContext* ctx, const std::string& why) {
   inc(counter);
   if (auto n = refuse_log_.allow(); n >= 0) {
     spdlog::error("transport: node {} closed stream from {}: {} ({} similar messages suppressed)",
@@ -527,102 +559,147 @@ grpc::Status GrpcTransport::Impl::refuse(grpc::StatusCode code, std::atomic<uint
   return grpc::Status(code, why);
 }
 
-grpc::Status GrpcTransport::Impl::Stream(grpc::ServerContext* ctx,
-                                         grpc::ServerReader<pb::Batch>* reader,
-                                         pb::StreamSummary* summary) {
-  using grpc::StatusCode;
+class GrpcTransport::Impl::Reactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+ public:
+  Reactor(Impl* impl, grpc::CallbackServerContext* ctx, grpc::ByteBuffer* response)
+      : impl_(impl), ctx_(ctx), response_(response) {
+    StartRead(&buf_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the sender half-closed, or the call was cancelled
+      pb::StreamSummary summary;
+      summary.set_messages_received(in_.delivered);
+      bool own = false;
+      grpc::SerializationTraits<pb::StreamSummary>::Serialize(summary, response_, &own);
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (auto err = impl_->on_batch(in_, buf_, ctx_)) {
+      Finish(*err);
+      return;
+    }
+    StartRead(&buf_);
+  }
+
+  void OnDone() override {
+    impl_->reactor_done();  // last touch of impl_
+    delete this;
+  }
+
+ private:
+  Impl* const impl_;
+  grpc::CallbackServerContext* const ctx_;
+  grpc::ByteBuffer* const response_;
+  grpc::ByteBuffer buf_;
+  InboundStream in_;
+};
+
+grpc::ServerReadReactor<grpc::ByteBuffer>* GrpcTransport::Impl::Stream(
+    grpc::CallbackServerContext* ctx, grpc::ByteBuffer* response) {
   inc(streams_accepted_);
-  pb::Batch batch;
-  NodeId from = kNoNode;    // fixed by the first batch
-  std::string reassembly;   // the chunked message in progress
-  bool in_chunk = false;
-  uint64_t total_size = 0;
-  uint64_t delivered = 0;
-
-  auto deliver = [&](std::string_view bytes) -> std::optional<grpc::Status> {
-    auto msg = codec::decode<Message>(bytes);
-    if (!msg) {
-      return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
-                    fmt::format("undecodable message of {} bytes from node {}", bytes.size(), from.value));
-    }
-    if (msg->from != from || msg->to != opt_.self) {
-      return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
-                    fmt::format("message {}->{} on a stream from node {} to node {}", msg->from.value,
-                                msg->to.value, from.value, opt_.self.value));
-    }
-    if (!gate_.enter()) return grpc::Status(StatusCode::CANCELLED, "transport stopping");
-    handler_(std::move(*msg));
-    gate_.exit();
-    inc(messages_received_);
-    ++delivered;
-    summary->set_messages_received(delivered);
+  {
     std::lock_guard lk(recv_mu_);
-    ++received_from_[from];
-    return std::nullopt;
-  };
+    ++live_reactors_;
+  }
+  return new Reactor(this, ctx, response);
+}
 
-  while (reader->Read(&batch)) {
-    inc(batches_received_);
-    if (batch.cluster_id() != opt_.cluster_id) {
-      return refuse(StatusCode::FAILED_PRECONDITION, refused_cluster_id_, ctx,
-                    fmt::format("cluster id {:#x} does not match this cluster {:#x}",
-                                batch.cluster_id(), opt_.cluster_id));
-    }
-    if (from == kNoNode) {
-      if (batch.from() == 0 || batch.from() == opt_.self.value) {
-        return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
-                      fmt::format("bad sender id {}", batch.from()));
-      }
-      from = NodeId(batch.from());
-    } else if (batch.from() != from.value) {
+void GrpcTransport::Impl::reactor_done() {
+  std::lock_guard lk(recv_mu_);
+  if (--live_reactors_ == 0) reactors_done_cv_.notify_all();
+}
+
+std::optional<grpc::Status> GrpcTransport::Impl::deliver(InboundStream& in, std::string_view bytes,
+                                                         grpc::CallbackServerContext* ctx) {
+  using grpc::StatusCode;
+  auto msg = codec::decode<Message>(bytes);
+  if (!msg) {
+    return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
+                  fmt::format("undecodable message of {} bytes from node {}", bytes.size(), in.from.value));
+  }
+  if (msg->from != in.from || msg->to != opt_.self) {
+    return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
+                  fmt::format("message {}->{} on a stream from node {} to node {}", msg->from.value,
+                              msg->to.value, in.from.value, opt_.self.value));
+  }
+  if (!gate_.enter()) return grpc::Status(StatusCode::CANCELLED, "transport stopping");
+  handler_(std::move(*msg));
+  gate_.exit();
+  inc(messages_received_);
+  ++in.delivered;
+  std::lock_guard lk(recv_mu_);
+  ++received_from_[in.from];
+  return std::nullopt;
+}
+
+std::optional<grpc::Status> GrpcTransport::Impl::on_batch(InboundStream& in, grpc::ByteBuffer& raw,
+                                                          grpc::CallbackServerContext* ctx) {
+  using grpc::StatusCode;
+  inc(batches_received_);
+  pb::Batch batch;
+  if (auto st = grpc::SerializationTraits<pb::Batch>::Deserialize(&raw, &batch); !st.ok()) {
+    return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
+                  "unparseable batch: " + st.error_message());
+  }
+  if (batch.cluster_id() != opt_.cluster_id) {
+    return refuse(StatusCode::FAILED_PRECONDITION, refused_cluster_id_, ctx,
+                  fmt::format("cluster id {:#x} does not match this cluster {:#x}",
+                              batch.cluster_id(), opt_.cluster_id));
+  }
+  if (in.from == kNoNode) {
+    if (batch.from() == 0 || batch.from() == opt_.self.value) {
       return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
-                    fmt::format("sender id changed from {} to {}", from.value, batch.from()));
+                    fmt::format("bad sender id {}", batch.from()));
     }
+    in.from = NodeId(batch.from());
+  } else if (batch.from() != in.from.value) {
+    return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
+                  fmt::format("sender id changed from {} to {}", in.from.value, batch.from()));
+  }
 
-    const bool is_chunk = !batch.chunk().empty() || batch.total_size() != 0 || batch.last_chunk();
-    if (is_chunk) {
-      if (batch.messages_size() != 0) {
-        return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "chunk and messages in one batch");
-      }
-      if (!in_chunk) {
-        if (batch.chunk_offset() != 0 || batch.total_size() == 0 ||
-            batch.total_size() > opt_.max_message_bytes) {
-          return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
-                        fmt::format("bad first chunk: offset {} total {} (max_message_bytes {})",
-                                    batch.chunk_offset(), batch.total_size(), opt_.max_message_bytes));
-        }
-        in_chunk = true;
-        total_size = batch.total_size();
-        reassembly.clear();
-        reassembly.reserve(total_size);
-      }
-      if (batch.total_size() != total_size || batch.chunk_offset() != reassembly.size() ||
-          batch.chunk().size() > total_size - reassembly.size()) {
-        return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
-                      fmt::format("chunk out of place: offset {} size {} total {}, have {} of {}",
-                                  batch.chunk_offset(), batch.chunk().size(), batch.total_size(),
-                                  reassembly.size(), total_size));
-      }
-      reassembly.append(batch.chunk());
-      if (batch.last_chunk()) {
-        if (reassembly.size() != total_size) {
-          return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "last chunk before total size");
-        }
-        in_chunk = false;
-        if (auto err = deliver(reassembly)) return *err;
-        std::string().swap(reassembly);
-      }
-      continue;
-    }
-
-    if (in_chunk) {
+  const bool is_chunk = !batch.chunk().empty() || batch.total_size() != 0 || batch.last_chunk();
+  if (!is_chunk) {
+    if (in.in_chunk) {
       return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "messages inside a chunked message");
     }
     for (const auto& bytes : batch.messages()) {
-      if (auto err = deliver(bytes)) return *err;
+      if (auto err = deliver(in, bytes, ctx)) return err;
     }
+    return std::nullopt;
   }
-  return grpc::Status::OK;
+
+  if (batch.messages_size() != 0) {
+    return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "chunk and messages in one batch");
+  }
+  if (!in.in_chunk) {
+    if (batch.chunk_offset() != 0 || batch.total_size() == 0 ||
+        batch.total_size() > opt_.max_message_bytes) {
+      return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
+                    fmt::format("bad first chunk: offset {} total {} (max_message_bytes {})",
+                                batch.chunk_offset(), batch.total_size(), opt_.max_message_bytes));
+    }
+    in.in_chunk = true;
+    in.total_size = batch.total_size();
+    in.reassembly.clear();
+    in.reassembly.reserve(in.total_size);
+  }
+  if (batch.total_size() != in.total_size || batch.chunk_offset() != in.reassembly.size() ||
+      batch.chunk().size() > in.total_size - in.reassembly.size()) {
+    return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx,
+                  fmt::format("chunk out of place: offset {} size {} total {}, have {} of {}",
+                              batch.chunk_offset(), batch.chunk().size(), batch.total_size(),
+                              in.reassembly.size(), in.total_size));
+  }
+  in.reassembly.append(batch.chunk());
+  if (!batch.last_chunk()) return std::nullopt;
+  if (in.reassembly.size() != in.total_size) {
+    return refuse(StatusCode::INVALID_ARGUMENT, decode_errors_, ctx, "last chunk before total size");
+  }
+  in.in_chunk = false;
+  auto err = deliver(in, in.reassembly, ctx);
+  std::string().swap(in.reassembly);
+  return err;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,6 +726,7 @@ GrpcTransportStats GrpcTransport::Impl::stats() const {
       ps.dropped_send_failed = get(p->dropped_send_failed);
       ps.dropped_oversized = get(p->dropped_oversized);
       ps.connects = get(p->connects);
+      ps.reconnects = ps.connects > 0 ? ps.connects - 1 : 0;
       ps.connect_failures = get(p->connect_failures);
       ps.streams_refused = get(p->streams_refused);
       s.peers.push_back(std::move(ps));

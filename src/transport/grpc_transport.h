@@ -81,7 +81,8 @@ struct GrpcPeerStats {
   uint64_t dropped_queue_full = 0;
   uint64_t dropped_send_failed = 0;  // in a write that failed, or queued when the link was removed
   uint64_t dropped_oversized = 0;    // encoding larger than max_message_bytes
-  uint64_t connects = 0;             // streams opened; reconnects = connects - 1
+  uint64_t connects = 0;             // streams opened
+  uint64_t reconnects = 0;           // connects after the first
   uint64_t connect_failures = 0;
   uint64_t streams_refused = 0;      // peer ended our stream with an error status
 };

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -296,8 +297,7 @@ TEST_F(GrpcTransportTest, GarbageIsDisconnectedAndCountedAndTheNodeKeepsServing)
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(a.t->stats().refused_cluster_id, 1u);
 
-  // Bytes that are not even a protobuf Batch: gRPC's own parser rejects them (INTERNAL) and
-  // the server keeps running.
+  // Bytes that are not even a protobuf Batch: refused and counted the same way.
   {
     grpc::GenericStub generic(raw.channel);
     grpc::ClientContext ctx;
@@ -306,18 +306,25 @@ TEST_F(GrpcTransportTest, GarbageIsDisconnectedAndCountedAndTheNodeKeepsServing)
     auto call = generic.PrepareCall(&ctx, "/balsa.transport.RaftPeer/Stream", &cq);
     void* tag;
     bool ok;
+    auto step = [&](uintptr_t want) {
+      ASSERT_TRUE(cq.Next(&tag, &ok));
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(tag), want);
+    };
     call->StartCall(reinterpret_cast<void*>(1));
-    cq.Next(&tag, &ok);
+    step(1);
     grpc::Slice s(std::string("\x0a\xff\xff\xff\xff\xff\xff", 7));
     grpc::ByteBuffer bb(&s, 1);
     call->Write(bb, reinterpret_cast<void*>(2));
-    cq.Next(&tag, &ok);
-    call->WritesDone(reinterpret_cast<void*>(3));
-    cq.Next(&tag, &ok);
+    step(2);
+    grpc::ByteBuffer reply;
+    call->Read(&reply, reinterpret_cast<void*>(3));
+    step(3);
+    EXPECT_FALSE(ok);
     grpc::Status gst;
     call->Finish(&gst, reinterpret_cast<void*>(4));
-    cq.Next(&tag, &ok);
-    EXPECT_FALSE(gst.ok());
+    step(4);
+    EXPECT_EQ(gst.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << gst.error_message();
+    EXPECT_EQ(a.t->stats().decode_errors, 5u);
     cq.Shutdown();
     while (cq.Next(&tag, &ok)) {
     }
@@ -336,6 +343,10 @@ TEST_F(GrpcTransportTest, ReconnectsWithBackoffWhenThePeerStartsLater) {
   a.start();
   ASSERT_TRUE(wait_until([&] { return a.peer(2).connect_failures >= 3; }));
   EXPECT_FALSE(a.peer(2).connected);
+  // Backoff: 50 ms doubling to 2 s. Without it a refused loopback connect retries in ~100 us.
+  auto f0 = a.peer(2).connect_failures;
+  std::this_thread::sleep_for(500ms);
+  EXPECT_LE(a.peer(2).connect_failures - f0, 6u);
 
   for (uint64_t i = 1; i <= 10; ++i) a.t->send({msg(1, 2, i)});  // queued while down
   Node b(2, {}, port);
@@ -494,6 +505,70 @@ TEST_F(GrpcTransportTest, StopIsPromptIdempotentAndNoCallbackAfterwards) {
   EXPECT_EQ(late.load(), 0);
   a.reset();  // destructors call stop() again
   b.reset();
+}
+
+// Mutual TLS with a throwaway CA made by the openssl CLI (skipped when it is missing).
+class TlsFiles {
+ public:
+  TlsFiles() {
+    char tmpl[] = "/tmp/balsa-tls-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    const std::string d = dir_;
+    const std::string cmd =
+        "cd " + d + " && "
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
+        "  -subj /CN=balsa-test-ca >/dev/null 2>&1 && "
+        "openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr -subj /CN=node "
+        "  >/dev/null 2>&1 && "
+        "printf 'subjectAltName=IP:127.0.0.1,DNS:node.balsa\\nextendedKeyUsage=serverAuth,clientAuth\\n' > ext && "
+        "openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem "
+        "  -days 1 -extfile ext >/dev/null 2>&1";
+    ok_ = std::system(cmd.c_str()) == 0;
+  }
+  ~TlsFiles() { std::system(("rm -rf " + std::string(dir_)).c_str()); }
+  bool ok() const { return ok_; }
+  GrpcTransportTls tls() const {
+    const std::string d = dir_;
+    return GrpcTransportTls{d + "/ca.pem", d + "/node.pem", d + "/node.key", true, ""};
+  }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
+
+TEST_F(GrpcTransportTest, MutualTlsDeliversAndPlaintextPeerCannotConnect) {
+  TlsFiles files;
+  if (!files.ok()) GTEST_SKIP() << "openssl CLI unavailable";
+  GrpcTransportOptions o;
+  o.tls = files.tls();
+  Node a(1, o), b(2, o), plain(3);
+  a.start();
+  b.start();
+  plain.start();
+  a.t->add_peer(NodeId(2), b.address());
+  plain.t->add_peer(NodeId(2), b.address());
+  for (uint64_t i = 1; i <= 100; ++i) a.t->send({msg(1, 2, i)});
+  ASSERT_TRUE(wait_until([&] { return b.sink.count_from(1) == 100; }));
+  EXPECT_TRUE(b.sink.in_order_from(1));
+
+  plain.t->send({msg(3, 2, 1)});
+  ASSERT_TRUE(wait_until([&] { return plain.peer(2).connect_failures >= 2; }));
+  EXPECT_EQ(b.sink.count_from(3), 0u);
+}
+
+TEST_F(GrpcTransportTest, MissingTlsFilesThrowOnStart) {
+  GrpcTransportOptions o;
+  o.tls = GrpcTransportTls{"/nonexistent/ca.pem", "/nonexistent/c.pem", "/nonexistent/k.pem", true, ""};
+  Node a(1, o);
+  EXPECT_THROW(a.start(), std::runtime_error);
+}
+
+TEST_F(GrpcTransportTest, PortInUseThrowsOnStart) {
+  Node a(1);
+  a.start();
+  Node b(2, {}, a.t->listen_port());
+  EXPECT_THROW(b.start(), std::runtime_error);
 }
 
 TEST_F(GrpcTransportTest, StopBeforeStartAndDestructorOnly) {
