@@ -1,0 +1,47 @@
+// How a balsad write becomes a Raft log entry and how its outcome comes back.
+//
+//   gRPC handler                         log entry.data               proposer's future
+//   PutRequest ... -> KvCommand --encode_command--> bytes --apply--> KvResult bytes
+//                                                              --decode_result--> KvResult
+//
+// KvCommand / KvResult are protobuf messages (src/kv/kvcmd.proto, package balsa.kvpb) that
+// wrap etcd's own request and response messages, so nothing is re-encoded by hand.
+// Range, HashKV and Status are reads: they do not go through the log (ReadIndex instead).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "balsa/kv/kvcmd.pb.h"
+#include "kv/kv_status.h"
+#include "kv/mvcc_store.h"
+
+namespace balsa::kv {
+
+// Encodes `cmd` into `out`. Fails with etcd's "etcdserver: request is too large" when the
+// encoding exceeds max_request_bytes (etcd --max-request-bytes, default 1.5 MiB); then `out`
+// is unspecified and nothing should be proposed.
+Status encode_command(const kvpb::KvCommand& cmd, std::string* out,
+                      size_t max_request_bytes = kDefaultMaxRequestBytes);
+
+// Convenience builders for the four write commands.
+kvpb::KvCommand make_command(uint64_t request_id, const pb::PutRequest& req);
+kvpb::KvCommand make_command(uint64_t request_id, const pb::DeleteRangeRequest& req);
+kvpb::KvCommand make_command(uint64_t request_id, const pb::TxnRequest& req);
+kvpb::KvCommand make_command(uint64_t request_id, const pb::CompactionRequest& req);
+
+// False if `bytes` is not a KvCommand with a request set.
+bool decode_command(std::string_view bytes, kvpb::KvCommand* cmd);
+
+// Applies one decoded command to `store` and describes the outcome. Deterministic.
+kvpb::KvResult execute_command(MvccStore& store, const kvpb::KvCommand& cmd);
+
+std::string encode_result(const kvpb::KvResult& result);
+// False if `bytes` does not decode (e.g. the empty result of a no-op or config entry).
+bool decode_result(std::string_view bytes, kvpb::KvResult* result);
+
+// The status a result carries (what the gRPC handler returns when it is not OK).
+Status result_status(const kvpb::KvResult& result);
+
+}  // namespace balsa::kv

@@ -1,0 +1,184 @@
+// balsa::kv::MvccStore: an in-memory multi-version key-value store with etcd v3.4's semantics
+// (go.etcd.io/etcd/mvcc + etcdserver/apply.go), driven by etcd's own request/response protos.
+//
+// Model
+// - One store-wide revision. A fresh store is at revision 1 and its compact revision is -1 (as
+//   etcd's). Every write request that changes something (Put, a DeleteRange that deletes a key,
+//   a Txn whose chosen branch changes something) advances it by exactly one; the changes of one
+//   request get sub-revisions 0, 1, 2, ... of that main revision. Reads, no-op deletes and
+//   compactions do not advance it.
+// - Each key has a history: records ordered by revision, each either a put (value,
+//   create_revision, version, lease) or a tombstone (a delete). A key's generation runs from a
+//   put that finds the key absent (version 1, create_revision = that revision) to the next
+//   tombstone; the version counts puts within the generation.
+// - The key as of revision R is the last record with main revision <= R, unless that record
+//   is a tombstone (or there is none): then the key does not exist at R.
+// - Compact(R) drops, per key, every record older than the key's record as of R, and that
+//   record too if it is a tombstone: exactly the revisions etcd deletes from its backend.
+//   Reads at revisions below R then fail with "required revision has been compacted".
+//
+// Memory layout
+//   std::map<key, std::vector<Record>>. A Range over [key, end) is one lower_bound plus a walk
+//   over the k keys in range: O(log n + k) for reads at the current revision (each key's last
+//   record), O(log n + k log h) for historical reads (binary search in each key's history of
+//   length h). There is no separate revision -> record map: HashKV and snapshots, the only
+//   users of revision order, gather it when they run.
+//
+// Responses: the store fills etcd's *Response protos completely except for the header's
+// cluster_id, member_id and raft_term, which the server owns; header.revision is set (also in
+// nested Txn responses, as etcd does) and returned in Result::revision.
+//
+// Not thread-safe: KvStateMachine wraps it with a reader/writer lock.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
+#include "etcd/mvcc/mvccpb/kv.pb.h"
+#include "kv/kv_status.h"
+#include "storage/byte_stream.h"
+
+namespace balsa::kv {
+
+namespace pb = ::etcdserverpb;
+
+// A revision: main is the store revision of the write request, sub orders changes within it.
+struct Revision {
+  int64_t main = 0;
+  int64_t sub = 0;
+  auto operator<=>(const Revision&) const = default;
+};
+
+// What a store call returns besides the response proto. `revision` is the response header's
+// revision (0 on an error).
+struct Result {
+  Status status;
+  int64_t revision = 0;
+  bool ok() const { return status.ok(); }
+};
+
+// Limits etcd enforces before a request reaches its store (embed.Config defaults).
+inline constexpr int kDefaultMaxTxnOps = 128;
+inline constexpr size_t kDefaultMaxRequestBytes = 3 * 1024 * 1024 / 2;  // 1.5 MiB
+
+class MvccStore {
+ public:
+  struct Options {
+    // Max operations per Txn level (etcd --max-txn-ops).
+    int max_txn_ops = kDefaultMaxTxnOps;
+    // Whether a lease id exists. Unset: no leases exist, so a Put with a non-zero lease fails
+    // with "requested lease not found" (etcd's behaviour for an unknown lease).
+    std::function<bool(int64_t lease_id)> lease_exists;
+  };
+
+  MvccStore() : MvccStore(Options{}) {}
+  explicit MvccStore(Options options);
+
+  // ---- Requests ------------------------------------------------------------------------------
+  // Each validates its request as etcd's gRPC layer does (v3rpc/key.go) and then applies it as
+  // etcd's applier does. Writes are deterministic: the same requests in the same order give
+  // the same state and responses on every member. On an error nothing changes.
+  Result range(const pb::RangeRequest& req, pb::RangeResponse* resp) const;
+  Result put(const pb::PutRequest& req, pb::PutResponse* resp);
+  Result delete_range(const pb::DeleteRangeRequest& req, pb::DeleteRangeResponse* resp);
+  Result txn(const pb::TxnRequest& req, pb::TxnResponse* resp);
+  Result compact(const pb::CompactionRequest& req, pb::CompactionResponse* resp);
+
+  // HashKV (Maintenance.HashKV): fills hash and compact_revision; header.revision is the
+  // current revision. `revision` 0 means the current revision. The hash is the CRC-32C that
+  // etcd 3.4's mvcc.store.HashByRev computes over its backend's key bucket: "key", then, in
+  // revision order, each retained revision's key bytes (8-byte big-endian main, '_', 8-byte
+  // big-endian sub, plus 't' for a tombstone) followed by the marshaled mvccpb.KeyValue,
+  // for revisions <= `revision`, skipping revisions <= the compact revision that a compaction
+  // at `revision` would drop. It therefore depends only on the replicated history, so members
+  // agree, and it is meant to equal etcd's own value for the same history.
+  Result hash_kv(int64_t revision, pb::HashKVResponse* resp) const;
+
+  // ---- Validation alone (what the gRPC layer checks before proposing) -------------------------
+  static Status validate(const pb::RangeRequest& req);
+  static Status validate(const pb::PutRequest& req);
+  static Status validate(const pb::DeleteRangeRequest& req);
+  // Op counts, keys, and etcd's put/delete overlap rule ("duplicate key given in txn request").
+  static Status validate(const pb::TxnRequest& req, int max_txn_ops);
+
+  // ---- State ---------------------------------------------------------------------------------
+  int64_t current_revision() const { return current_rev_; }
+  int64_t compact_revision() const { return compact_rev_; }
+  size_t key_count() const { return index_.size(); }  // keys with any retained record
+  size_t record_count() const { return record_count_; }
+
+  // ---- Snapshots -----------------------------------------------------------------------------
+  // Writes every retained record plus both revisions, in chunks of about `chunk_bytes`.
+  // The format is documented in mvcc_store.cc; `restore` validates it and throws
+  // std::runtime_error on a malformed or corrupt image, leaving the store unchanged.
+  void save(ByteSink& out, size_t chunk_bytes = 64 * 1024) const;
+  void restore(ByteSource& in);
+
+  // Exact structural equality (tests).
+  bool operator==(const MvccStore& o) const;
+
+ private:
+  struct Record {
+    Revision rev;
+    int64_t create_revision = 0;  // 0 for a tombstone
+    int64_t version = 0;          // 0 for a tombstone
+    int64_t lease = 0;
+    std::string value;
+    bool tombstone = false;
+    bool operator==(const Record&) const = default;
+  };
+  using History = std::vector<Record>;  // ordered by rev, strictly increasing
+  using Index = std::map<std::string, History, std::less<>>;
+
+  // A live key found by a read.
+  struct Hit {
+    const std::string* key;
+    const Record* rec;
+  };
+
+  // The write transaction in progress: changes go to revision {begin_rev + 1, sub}.
+  struct WriteTxn {
+    int64_t begin_rev = 0;
+    int64_t changes = 0;
+    // Revision reads inside the txn see: the txn's own changes once it has any.
+    int64_t read_rev() const { return changes > 0 ? begin_rev + 1 : begin_rev; }
+  };
+
+  static const Record* at(const History& h, int64_t rev);
+  // Live keys in [key, end) at `rev` (etcd range semantics: empty end = the single key,
+  // end "\0" = no upper bound). Calls `f(Hit)`; stops early when it returns false.
+  template <typename F>
+  void visit(std::string_view key, std::string_view end, int64_t rev, F&& f) const;
+
+  Result range_at(const pb::RangeRequest& req, int64_t cur_rev, pb::RangeResponse* resp) const;
+  Status check_put_in_txn(const pb::PutRequest& req, int64_t rev) const;
+  Status check_range_in_txn(const pb::RangeRequest& req, int64_t rev) const;
+  bool compare(const pb::Compare& c, int64_t rev) const;
+  void txn_path(const pb::TxnRequest& req, int64_t rev, std::vector<bool>* path) const;
+  Status check_txn_ops(const pb::TxnRequest& req, const std::vector<bool>& path, size_t* pos,
+                       int64_t rev, bool puts) const;
+  void apply_txn(WriteTxn& tw, const pb::TxnRequest& req, const std::vector<bool>& path,
+                 size_t* pos, pb::TxnResponse* resp);
+  Status put_in(WriteTxn& tw, const pb::PutRequest& req, pb::PutResponse* resp);
+  void delete_in(WriteTxn& tw, const pb::DeleteRangeRequest& req, pb::DeleteRangeResponse* resp);
+  void write_record(WriteTxn& tw, std::string_view key, Record rec);
+  void end_write(const WriteTxn& tw);
+  void compact_to(int64_t rev);
+
+  static void fill_kv(const std::string& key, const Record& r, bool keys_only,
+                      mvccpb::KeyValue* kv);
+
+  Options options_;
+  Index index_;
+  int64_t current_rev_ = 1;
+  int64_t compact_rev_ = -1;
+  size_t record_count_ = 0;
+};
+
+}  // namespace balsa::kv
