@@ -1,0 +1,84 @@
+// DurableLog: the Storage the Raft core reads, backed by the WAL and the snapshot store, with a
+// MemoryStorage cache in front so reads never touch the disk.
+//
+// Directory layout: <dir>/wal (Wal segments) and <dir>/snap (SnapshotStore).
+//
+// The runtime's loop, per Ready:
+//   if Ready has a snapshot: log.apply_snapshot(metadata, image)   // before the entries
+//   log.persist(&hard_state or nullptr, entries)                   // one write + one fdatasync
+//   ... then send the messages that depended on durability, and Advance.
+// Local snapshots: log.create_snapshot(applied, conf, writer-fn), later log.compact(i).
+//
+// Every method that writes throws StorageFatalError on I/O failure, after which the node must
+// stop. Not thread-safe: the runtime serializes calls with the core's steps.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+
+#include "core/memory_storage.h"
+#include "storage/snapshot_store.h"
+#include "storage/wal.h"
+
+namespace balsa {
+
+struct DurableLogOptions {
+  WalOptions wal;
+  size_t keep_snapshots = 2;
+};
+
+class DurableLog final : public Storage {
+ public:
+  // Recovers from `dir` (created if missing). Throws StorageCorruptionError if the WAL is
+  // damaged or refers to a snapshot the store does not hold.
+  static std::unique_ptr<DurableLog> open(FileSystem& fs, const std::string& dir,
+                                          DurableLogOptions options = {});
+
+  // Storage
+  InitialState initial_state() const override { return cache_.initial_state(); }
+  std::vector<Entry> entries(LogIndex lo, LogIndex hi, uint64_t max_bytes,
+                             StorageError* error) const override {
+    return cache_.entries(lo, hi, max_bytes, error);
+  }
+  std::optional<Term> term(LogIndex i, StorageError* error) const override {
+    return cache_.term(i, error);
+  }
+  LogIndex first_index() const override { return cache_.first_index(); }
+  LogIndex last_index() const override { return cache_.last_index(); }
+  // Loads the image from the snapshot store (verified). For large images, stream with
+  // snapshots().open(index) instead.
+  Snapshot snapshot() const override;
+
+  // Durably appends entries (truncating a conflicting suffix) and the hard state, if given,
+  // with one fdatasync; then updates the cache.
+  void persist(const HardState* hs, std::span<const Entry> entries);
+
+  // A snapshot from the leader: stores the image, records it in the WAL, and replaces the log.
+  void apply_snapshot(const SnapshotMetadata& md, ByteSource& image);
+  void apply_snapshot(const Snapshot& snap);
+
+  // A snapshot of the local state machine at `index` (<= last_index()). Entries stay until
+  // compact().
+  void create_snapshot(LogIndex index, const ConfState& conf,
+                       const std::function<void(ByteSink&)>& write_image);
+
+  // Forgets entries up to `index` (at most the snapshot index), in the cache and in whole WAL
+  // segments.
+  void compact(LogIndex index);
+
+  const std::optional<TornTail>& torn_tail() const { return torn_tail_; }
+  SnapshotStore& snapshots() { return *store_; }
+  Wal& wal() { return *wal_; }
+
+ private:
+  DurableLog() = default;
+
+  std::unique_ptr<Wal> wal_;
+  std::unique_ptr<SnapshotStore> store_;
+  MemoryStorage cache_;
+  std::optional<TornTail> torn_tail_;
+};
+
+}  // namespace balsa

@@ -1,0 +1,82 @@
+// An in-memory, deterministic FileSystem for crash tests and the cluster simulator.
+//
+// Each file keeps its durable contents (as of the last sync) and the unsynced operations
+// issued since, in order. Each directory keeps its live names and its durable names (as of the
+// last sync_dir). crash() turns the disk into what a power failure could leave behind:
+//  - names revert to the durable directory (a file created or renamed without sync_dir is gone
+//    or back under its old name; a removed one comes back);
+//  - each file keeps its synced bytes plus a random prefix of its unsynced operations, the last
+//    kept write possibly torn to a random prefix of its bytes (half the time nothing unsynced
+//    survives at all).
+// Directories made by create_dirs are durable at once (a simplification: the code under test
+// creates its directories once, at startup, before anything that matters).
+//
+// Faults: fail_next_write() / fail_next_sync() make the next such call throw IoError, so
+// fail-stop paths can be tested. All methods are thread-safe (one mutex); randomness comes
+// only from the generator passed to crash().
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <random>
+
+#include "storage/fs.h"
+
+namespace balsa {
+
+class SimFileSystem final : public FileSystem {
+ public:
+  SimFileSystem() = default;
+
+  std::unique_ptr<File> open(const std::string& path, OpenMode mode) override;
+  std::vector<std::string> list(const std::string& dir) override;
+  bool exists(const std::string& path) override;
+  void rename(const std::string& from, const std::string& to) override;
+  void remove(const std::string& path) override;
+  void sync_dir(const std::string& dir) override;
+  void create_dirs(const std::string& dir) override;
+
+  // Simulates a power failure (see above). Open File handles must not be used afterwards.
+  void crash(std::mt19937_64& rng);
+  void crash(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    crash(rng);
+  }
+
+  // The next write_at (or sync / sync_dir) anywhere fails with IoError.
+  void fail_next_write();
+  void fail_next_sync();
+
+  // Test helpers: current (live) contents of a file, and replacing them durably.
+  std::string contents(const std::string& path);
+  void set_contents(const std::string& path, std::string data);
+  uint64_t sync_count() const;
+
+ private:
+  struct Op {
+    bool is_write;  // else: resize to `offset`
+    uint64_t offset;
+    std::string data;
+  };
+  struct Inode {
+    std::string data;     // what reads see
+    std::string durable;  // what survives a crash for sure
+    std::vector<Op> unsynced;
+  };
+  struct Dir {
+    std::map<std::string, std::shared_ptr<Inode>> live;
+    std::map<std::string, std::shared_ptr<Inode>> durable;
+  };
+  class SimFile;
+
+  static void apply(std::string& data, const Op& op);
+  Dir& dir_of(const std::string& path, std::string* name);  // throws if the dir is missing
+
+  mutable std::mutex mu_;
+  std::map<std::string, Dir> dirs_;
+  bool fail_write_ = false;
+  bool fail_sync_ = false;
+  uint64_t syncs_ = 0;
+};
+
+}  // namespace balsa
