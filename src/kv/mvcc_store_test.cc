@@ -742,5 +742,28 @@ TEST(MvccStoreHash, DeterministicRevisionScopedAndErrors) {
   EXPECT_EQ(a.hash(4), b.hash(4));
 }
 
+// Reference values taken from a real etcd 3.4.23 (Debian) with etcdctl:
+//   put a 1; put a 2; put b 1; del b; txn { put c 3; put d 4 }; put a 3
+//   endpoint hashkv; endpoint hashkv --rev=4; compact 4; endpoint hashkv; hashkv --rev=5
+TEST(MvccStoreHash, MatchesEtcd) {
+  Kv kv;
+  EXPECT_EQ(kv.hash(), 1084519789u);
+  kv.put("a", "1");
+  kv.put("a", "2");
+  kv.put("b", "1");
+  kv.del("b");
+  pb::TxnRequest t;
+  *t.add_success() = OpPut("c", "3");
+  *t.add_success() = OpPut("d", "4");
+  kv.txn(t);
+  kv.put("a", "3");
+  ASSERT_EQ(kv.s.current_revision(), 7);
+  EXPECT_EQ(kv.hash(), 1716735544u);
+  EXPECT_EQ(kv.hash(4), 1662700350u);
+  ASSERT_TRUE(kv.compact(4).ok());
+  EXPECT_EQ(kv.hash(), 2190892638u);
+  EXPECT_EQ(kv.hash(5), 1702593555u);
+}
+
 }  // namespace
 }  // namespace balsa::kv
