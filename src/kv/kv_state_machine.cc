@@ -84,6 +84,13 @@ Result KvStateMachine::hash_kv(int64_t revision, pb::HashKVResponse* resp) const
   return store_.hash_kv(revision, resp);
 }
 
+Result KvStateMachine::events(std::string_view key, std::string_view range_end,
+                              int64_t start_revision, int64_t end_revision, size_t limit,
+                              std::vector<mvccpb::Event>* out) const {
+  std::shared_lock lock(mu_);
+  return store_.events(key, range_end, start_revision, end_revision, limit, out);
+}
+
 KvStateMachine::Revisions KvStateMachine::revisions() const {
   std::shared_lock lock(mu_);
   return {store_.current_revision(), store_.compact_revision(), applied_index()};

@@ -44,6 +44,11 @@ class KvStateMachine final : public StateMachine {
   // ---- Thread-safe reads -----------------------------------------------------------------------
   Result range(const pb::RangeRequest& req, pb::RangeResponse* resp) const;
   Result hash_kv(int64_t revision, pb::HashKVResponse* resp) const;
+  // Watch catch-up (MvccStore::events). Live events: MvccStore::Options::on_events, which
+  // runs under the exclusive lock, so a watcher that reads `revisions().current` and
+  // registers under the same observer's own lock misses nothing.
+  Result events(std::string_view key, std::string_view range_end, int64_t start_revision,
+                int64_t end_revision, size_t limit, std::vector<mvccpb::Event>* out) const;
 
   struct Revisions {
     int64_t current = 0;  // header.revision for reads and Status

@@ -408,10 +408,69 @@ void MvccStore::write_record(WriteTxn& tw, std::string_view key, Record rec) {
                "kv: revision {}.{} written out of order", rec.rev.main, rec.rev.sub);
   it->second.push_back(std::move(rec));
   ++record_count_;
+  if (options_.on_events) tw.changed_keys.push_back(&it->first);
 }
 
 void MvccStore::end_write(const WriteTxn& tw) {
-  if (tw.changes > 0) ++current_rev_;
+  if (tw.changes == 0) return;
+  ++current_rev_;
+  if (!options_.on_events) return;
+  std::vector<mvccpb::Event> evs(tw.changed_keys.size());
+  for (size_t i = 0; i < tw.changed_keys.size(); ++i) {
+    const History& h = index_.find(*tw.changed_keys[i])->second;
+    const Revision want{current_rev_, static_cast<int64_t>(i)};
+    auto r = std::find_if(h.rbegin(), h.rend(), [&](const Record& x) { return x.rev == want; });
+    BALSA_ASSERT(r != h.rend(), "kv: change {}.{} not found", want.main, want.sub);
+    fill_event(*tw.changed_keys[i], *r, &evs[i]);
+  }
+  options_.on_events(current_rev_, std::move(evs));
+}
+
+void MvccStore::fill_event(const std::string& key, const Record& r, mvccpb::Event* ev) {
+  if (r.tombstone) {
+    ev->set_type(mvccpb::Event::DELETE);
+    ev->mutable_kv()->set_key(key);
+    ev->mutable_kv()->set_mod_revision(r.rev.main);
+  } else {
+    ev->set_type(mvccpb::Event::PUT);
+    fill_kv(key, r, false, ev->mutable_kv());
+  }
+}
+
+Result MvccStore::events(std::string_view key, std::string_view range_end, int64_t start_revision,
+                         int64_t end_revision, size_t limit,
+                         std::vector<mvccpb::Event>* out) const {
+  if (end_revision > current_rev_) return {errors::future_rev(), 0};
+  if (end_revision <= 0) end_revision = current_rev_;
+  if (start_revision < compact_rev_) return {errors::compacted(), 0};
+  struct Item {
+    Revision rev;
+    const std::string* key;
+    const Record* rec;
+  };
+  std::vector<Item> items;
+  auto collect = [&](const std::string& k, const History& h) {
+    auto from = std::lower_bound(h.begin(), h.end(), start_revision,
+                                 [](const Record& r, int64_t v) { return r.rev.main < v; });
+    for (; from != h.end() && from->rev.main <= end_revision; ++from) {
+      items.push_back({from->rev, &k, &*from});
+    }
+  };
+  if (range_end.empty()) {
+    if (auto it = index_.find(key); it != index_.end()) collect(it->first, it->second);
+  } else {
+    const bool unbounded = is_gte_range(range_end);
+    for (auto it = index_.lower_bound(key); it != index_.end(); ++it) {
+      if (!unbounded && std::string_view(it->first) >= range_end) break;
+      collect(it->first, it->second);
+    }
+  }
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.rev < b.rev; });
+  if (limit > 0 && items.size() > limit) items.resize(limit);
+  out->clear();
+  out->resize(items.size());
+  for (size_t i = 0; i < items.size(); ++i) fill_event(*items[i].key, *items[i].rec, &(*out)[i]);
+  return {Status::Ok(), current_rev_};
 }
 
 // etcd: applierV3backend.Put with a write txn + storeTxnWrite.put. The caller has checked the

@@ -75,6 +75,12 @@ class MvccStore {
     // Whether a lease id exists. Unset: no leases exist, so a Put with a non-zero lease fails
     // with "requested lease not found" (etcd's behaviour for an unknown lease).
     std::function<bool(int64_t lease_id)> lease_exists;
+    // Called at the end of every write request that changed something, with its revision and
+    // its changes as watch events in sub-revision order (etcd's watchableStoreTxnWrite.End):
+    // PUT carries the new KeyValue; DELETE carries {key, mod_revision = revision}. prev_kv is
+    // not filled (a watcher that wants it reads the key at revision - 1). Runs inside the
+    // write, so (in KvStateMachine) under the exclusive lock: keep it short.
+    std::function<void(int64_t revision, std::vector<mvccpb::Event>&& events)> on_events;
   };
 
   MvccStore() : MvccStore(Options{}) {}
@@ -99,6 +105,14 @@ class MvccStore {
   // at `revision` would drop. It therefore depends only on the replicated history, so members
   // agree, and it is meant to equal etcd's own value for the same history.
   Result hash_kv(int64_t revision, pb::HashKVResponse* resp) const;
+
+  // Watch catch-up: the events of keys in [key, range_end) (Range's key/range_end rules) with
+  // start_revision <= revision <= end_revision (0: current), in revision order, at most
+  // `limit` of them (0: no limit). Fails with errors::compacted() when start_revision is
+  // below the compact revision (etcd cancels such a watch with compact_revision set) and
+  // errors::future_rev() when end_revision is ahead of the store.
+  Result events(std::string_view key, std::string_view range_end, int64_t start_revision,
+                int64_t end_revision, size_t limit, std::vector<mvccpb::Event>* out) const;
 
   // ---- Validation alone (what the gRPC layer checks before proposing) -------------------------
   static Status validate(const pb::RangeRequest& req);
@@ -146,6 +160,7 @@ class MvccStore {
   struct WriteTxn {
     int64_t begin_rev = 0;
     int64_t changes = 0;
+    std::vector<const std::string*> changed_keys;  // per sub-revision, if on_events is set
     // Revision reads inside the txn see: the txn's own changes once it has any.
     int64_t read_rev() const { return changes > 0 ? begin_rev + 1 : begin_rev; }
   };
@@ -171,6 +186,7 @@ class MvccStore {
   void end_write(const WriteTxn& tw);
   void compact_to(int64_t rev);
 
+  static void fill_event(const std::string& key, const Record& r, mvccpb::Event* ev);
   static void fill_kv(const std::string& key, const Record& r, bool keys_only,
                       mvccpb::KeyValue* kv);
 

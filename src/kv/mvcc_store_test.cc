@@ -765,5 +765,51 @@ TEST(MvccStoreHash, MatchesEtcd) {
   EXPECT_EQ(kv.hash(5), 1702593555u);
 }
 
+// ---- Watch support ------------------------------------------------------------------------------
+
+TEST(MvccStoreEvents, LiveEventsMatchCatchUpHistory) {
+  std::vector<std::pair<int64_t, std::vector<mvccpb::Event>>> seen;
+  MvccStore::Options o;
+  o.on_events = [&](int64_t rev, std::vector<mvccpb::Event>&& evs) {
+    seen.emplace_back(rev, std::move(evs));
+  };
+  Kv kv;
+  kv.s = MvccStore(o);
+  kv.put("a", "1");  // 2
+  kv.del("zz");      // no change: no events
+  pb::TxnRequest t;
+  *t.add_success() = OpPut("b", "2");
+  *t.add_success() = OpDel("a");
+  kv.txn(t);         // 3: PUT b, DELETE a
+  kv.put("c", "3");  // 4
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].first, 2);
+  ASSERT_EQ(seen[1].second.size(), 2u);
+  EXPECT_EQ(seen[1].second[0].type(), mvccpb::Event::PUT);
+  EXPECT_EQ(seen[1].second[0].kv().key(), "b");
+  EXPECT_EQ(seen[1].second[1].type(), mvccpb::Event::DELETE);
+  EXPECT_EQ(seen[1].second[1].kv().key(), "a");
+  EXPECT_EQ(seen[1].second[1].kv().mod_revision(), 3);
+
+  std::vector<mvccpb::Event> all;
+  for (auto& [rev, evs] : seen) all.insert(all.end(), evs.begin(), evs.end());
+  std::vector<mvccpb::Event> history;
+  ASSERT_TRUE(kv.s.events("a", std::string(1, '\0'), 2, 0, 0, &history).ok());
+  ASSERT_EQ(history.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(history[i].SerializeAsString(), all[i].SerializeAsString()) << i;
+  }
+  ASSERT_TRUE(kv.s.events("a", "", 3, 3, 0, &history).ok());
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].type(), mvccpb::Event::DELETE);
+  ASSERT_TRUE(kv.s.events("a", "z", 2, 0, 2, &history).ok());
+  EXPECT_EQ(history.size(), 2u);
+  EXPECT_EQ(kv.s.events("a", "", 2, 9, 0, &history).status, errors::future_rev());
+  ASSERT_TRUE(kv.compact(3).ok());
+  EXPECT_EQ(kv.s.events("a", "", 2, 0, 0, &history).status, errors::compacted());
+  ASSERT_TRUE(kv.s.events("a", "z", 3, 0, 0, &history).ok());
+  EXPECT_EQ(history.size(), 2u);  // b@3 (kept) and c@4; the tombstone of a at 3 is compacted
+}
+
 }  // namespace
 }  // namespace balsa::kv
