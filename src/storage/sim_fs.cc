@@ -12,8 +12,7 @@ class SimFileSystem::SimFile final : public File {
   void write_at(uint64_t offset, std::string_view data) override {
     std::lock_guard lock(fs_->mu_);
     check_writable();
-    if (fs_->fail_write_) {
-      fs_->fail_write_ = false;
+    if (fs_->fire(&fs_->fail_write_)) {
       throw IoError("pwrite " + path_ + ": simulated I/O error");
     }
     Op op{true, offset, std::string(data)};
@@ -32,8 +31,7 @@ class SimFileSystem::SimFile final : public File {
 
   void sync() override {
     std::lock_guard lock(fs_->mu_);
-    if (fs_->fail_sync_) {
-      fs_->fail_sync_ = false;
+    if (fs_->fire(&fs_->fail_sync_)) {
       throw IoError("fdatasync " + path_ + ": simulated I/O error");
     }
     ++fs_->syncs_;
@@ -147,8 +145,7 @@ void SimFileSystem::sync_dir(const std::string& dir) {
   std::lock_guard lock(mu_);
   auto it = dirs_.find(dir);
   if (it == dirs_.end()) throw IoError("fsync dir " + dir + ": no such directory");
-  if (fail_sync_) {
-    fail_sync_ = false;
+  if (fire(&fail_sync_)) {
     throw IoError("fsync dir " + dir + ": simulated I/O error");
   }
   ++syncs_;
@@ -192,14 +189,19 @@ void SimFileSystem::crash(std::mt19937_64& rng) {
   }
 }
 
-void SimFileSystem::fail_next_write() {
+void SimFileSystem::fail_write_in(int n) {
   std::lock_guard lock(mu_);
-  fail_write_ = true;
+  fail_write_ = n;
 }
 
-void SimFileSystem::fail_next_sync() {
+void SimFileSystem::fail_sync_in(int n) {
   std::lock_guard lock(mu_);
-  fail_sync_ = true;
+  fail_sync_ = n;
+}
+
+void SimFileSystem::clear_faults() {
+  std::lock_guard lock(mu_);
+  fail_write_ = fail_sync_ = 0;
 }
 
 std::string SimFileSystem::contents(const std::string& path) {

@@ -43,9 +43,13 @@ class SimFileSystem final : public FileSystem {
     crash(rng);
   }
 
-  // The next write_at (or sync / sync_dir) anywhere fails with IoError.
-  void fail_next_write();
-  void fail_next_sync();
+  // The next write_at (or sync / sync_dir) anywhere fails with IoError; fail_sync_in(n) fails
+  // the n-th from now (n >= 1). clear_faults() cancels what has not fired.
+  void fail_next_write() { fail_write_in(1); }
+  void fail_next_sync() { fail_sync_in(1); }
+  void fail_write_in(int n);
+  void fail_sync_in(int n);
+  void clear_faults();
 
   // Test helpers: current (live) contents of a file, and replacing them durably.
   std::string contents(const std::string& path);
@@ -74,8 +78,9 @@ class SimFileSystem final : public FileSystem {
 
   mutable std::mutex mu_;
   std::map<std::string, Dir> dirs_;
-  bool fail_write_ = false;
-  bool fail_sync_ = false;
+  int fail_write_ = 0;  // countdown; 0 = off
+  int fail_sync_ = 0;
+  bool fire(int* countdown) { return *countdown > 0 && --*countdown == 0; }
   uint64_t syncs_ = 0;
 };
 

@@ -335,12 +335,10 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
       bool end_marker = false;
       std::string why;
       auto rec = parse_record(view, pos, &end_marker, &why);
-      if (end_marker && last_segment && all_zero(view.substr(pos))) break;  // clean end
-      if (end_marker && !last_segment && all_zero(view.substr(pos))) {
-        // Closed segments are cut to their last record, but a crash between the cut and the
-        // next segment's creation is harmless; only non-zero bytes after this point matter.
+      // A clean end: only zeros remain (preallocated space). Closed segments are normally cut
+      // at their last record, but zeros left by a crash around that cut are harmless too.
+      if ((end_marker || view.size() - pos < kRecordHeaderBytes) && all_zero(view.substr(pos)))
         break;
-      }
       if (!rec) {
         if (last_segment && !valid_record_after(view, pos)) {
           TornTail t;
