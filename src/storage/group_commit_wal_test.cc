@@ -1,1 +1,61 @@
+#include "storage/group_commit_wal.h"
+
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+
+#include "storage/sim_fs.h"
+
+namespace balsa {
+namespace {
+
+TEST(GroupCommitWal, ConcurrentProducersShareSyncsAndEveryAppendIsDurable) {
+  SimFileSystem fs;
+  auto opened = Wal::open(fs, "/wal", WalOptions{.segment_bytes = 64 << 10});
+  constexpr int kThreads = 16, kPerThread = 200;
+  std::vector<std::vector<LogIndex>> acked(kThreads);
+  uint64_t syncs = 0;
+  {
+    GroupCommitWal gc(*opened.wal);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i)
+          acked[t].push_back(gc.append(Term{1}, {std::to_string(t) + ":" + std::to_string(i)}));
+      });
+    }
+    for (auto& th : threads) th.join();
+    syncs = gc.syncs();
+  }
+  EXPECT_LT(syncs, static_cast<uint64_t>(kThreads * kPerThread));
+  opened.wal.reset();
+  fs.crash(1);  // only synced data remains
+  auto r = Wal::open(fs, "/wal", WalOptions{.segment_bytes = 64 << 10});
+  ASSERT_EQ(r.recovered.entries.size(), static_cast<size_t>(kThreads * kPerThread));
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const Entry& e = r.recovered.entries[acked[t][i].value - 1];
+      EXPECT_EQ(e.data, std::to_string(t) + ":" + std::to_string(i));
+    }
+  }
+}
+
+TEST(GroupCommitWal, FailureIsReportedToEveryoneAfterwards) {
+  SimFileSystem fs;
+  auto opened = Wal::open(fs, "/wal");
+  GroupCommitWal gc(*opened.wal);
+  EXPECT_EQ(gc.append(Term{1}, {"a"}), LogIndex{1});
+  fs.fail_next_sync();
+  EXPECT_THROW(gc.append(Term{1}, {"b"}), StorageFatalError);
+  EXPECT_THROW(gc.append(Term{1}, {"c"}), StorageFatalError);
+  std::atomic<bool> called{false};
+  gc.append_async(Term{1}, {"d"}, [&](LogIndex, LogIndex, std::exception_ptr err) {
+    EXPECT_TRUE(err);
+    called = true;
+  });
+  EXPECT_TRUE(called);
+}
+
+}  // namespace
+}  // namespace balsa
