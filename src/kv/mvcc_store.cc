@@ -408,7 +408,22 @@ void MvccStore::write_record(WriteTxn& tw, std::string_view key, Record rec) {
                "kv: revision {}.{} written out of order", rec.rev.main, rec.rev.sub);
   it->second.push_back(std::move(rec));
   ++record_count_;
-  if (options_.on_events) tw.changed_keys.push_back(&it->first);
+  tw.changed_keys.push_back(&it->first);
+}
+
+// Undoes a write txn's changes: they are the newest records of their keys.
+void MvccStore::rollback(WriteTxn& tw) {
+  for (auto k = tw.changed_keys.rbegin(); k != tw.changed_keys.rend(); ++k) {
+    auto it = index_.find(**k);
+    BALSA_ASSERT(it != index_.end() && !it->second.empty() &&
+                     it->second.back().rev.main == tw.begin_rev + 1,
+                 "kv: rollback of a change that is not the newest");
+    it->second.pop_back();
+    --record_count_;
+    if (it->second.empty()) index_.erase(it);
+  }
+  tw.changed_keys.clear();
+  tw.changes = 0;
 }
 
 void MvccStore::end_write(const WriteTxn& tw) {
@@ -641,8 +656,8 @@ Status MvccStore::check_txn_ops(const pb::TxnRequest& req, const std::vector<boo
   return Status::Ok();
 }
 
-void MvccStore::apply_txn(WriteTxn& tw, const pb::TxnRequest& req, const std::vector<bool>& path,
-                          size_t* pos, pb::TxnResponse* resp) {
+Status MvccStore::apply_txn(WriteTxn& tw, const pb::TxnRequest& req,
+                            const std::vector<bool>& path, size_t* pos, pb::TxnResponse* resp) {
   const bool ok = path[(*pos)++];
   resp->set_succeeded(ok);
   resp->mutable_header();  // nested txns carry an empty header, as etcd's do
@@ -654,20 +669,25 @@ void MvccStore::apply_txn(WriteTxn& tw, const pb::TxnRequest& req, const std::ve
         BALSA_ASSERT(res.ok(), "kv: txn range failed after its checks: {}", res.status.message);
         break;
       }
-      case pb::RequestOp::kRequestPut: {
-        Status s = put_in(tw, op.request_put(), r->mutable_response_put());
-        BALSA_ASSERT(s.ok(), "kv: txn put failed after its checks: {}", s.message);
+      case pb::RequestOp::kRequestPut:
+        // Can fail only for ignore_value/ignore_lease on a key deleted earlier in this txn by
+        // a "from key" delete, which etcd's overlap check lets through (etcd 3.4 panics
+        // there); the caller rolls the txn back and reports "key not found".
+        if (Status s = put_in(tw, op.request_put(), r->mutable_response_put()); !s.ok()) return s;
         break;
-      }
       case pb::RequestOp::kRequestDeleteRange:
         delete_in(tw, op.request_delete_range(), r->mutable_response_delete_range());
         break;
       case pb::RequestOp::kRequestTxn:
-        apply_txn(tw, op.request_txn(), path, pos, r->mutable_response_txn());
+        if (Status s = apply_txn(tw, op.request_txn(), path, pos, r->mutable_response_txn());
+            !s.ok()) {
+          return s;
+        }
         break;
       case pb::RequestOp::REQUEST_NOT_SET: break;  // rejected by validate()
     }
   }
+  return Status::Ok();
 }
 
 Result MvccStore::txn(const pb::TxnRequest& req, pb::TxnResponse* resp) {
@@ -681,7 +701,11 @@ Result MvccStore::txn(const pb::TxnRequest& req, pb::TxnResponse* resp) {
 
   WriteTxn tw{current_rev_};
   pos = 0;
-  apply_txn(tw, req, path, &pos, resp);
+  if (Status s = apply_txn(tw, req, path, &pos, resp); !s.ok()) {
+    rollback(tw);
+    resp->Clear();
+    return {std::move(s), 0};
+  }
   const int64_t rev = tw.read_rev();
   end_write(tw);
   resp->mutable_header()->set_revision(rev);

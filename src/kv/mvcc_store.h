@@ -160,7 +160,7 @@ class MvccStore {
   struct WriteTxn {
     int64_t begin_rev = 0;
     int64_t changes = 0;
-    std::vector<const std::string*> changed_keys;  // per sub-revision, if on_events is set
+    std::vector<const std::string*> changed_keys;  // the key of each sub-revision
     // Revision reads inside the txn see: the txn's own changes once it has any.
     int64_t read_rev() const { return changes > 0 ? begin_rev + 1 : begin_rev; }
   };
@@ -178,8 +178,9 @@ class MvccStore {
   void txn_path(const pb::TxnRequest& req, int64_t rev, std::vector<bool>* path) const;
   Status check_txn_ops(const pb::TxnRequest& req, const std::vector<bool>& path, size_t* pos,
                        int64_t rev, bool puts) const;
-  void apply_txn(WriteTxn& tw, const pb::TxnRequest& req, const std::vector<bool>& path,
-                 size_t* pos, pb::TxnResponse* resp);
+  Status apply_txn(WriteTxn& tw, const pb::TxnRequest& req, const std::vector<bool>& path,
+                   size_t* pos, pb::TxnResponse* resp);
+  void rollback(WriteTxn& tw);
   Status put_in(WriteTxn& tw, const pb::PutRequest& req, pb::PutResponse* resp);
   void delete_in(WriteTxn& tw, const pb::DeleteRangeRequest& req, pb::DeleteRangeResponse* resp);
   void write_record(WriteTxn& tw, std::string_view key, Record rec);

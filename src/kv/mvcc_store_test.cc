@@ -657,6 +657,28 @@ TEST(MvccStoreTxn, FailedChecksChangeNothing) {
   EXPECT_EQ(kv.get("a").kvs(0).version(), 2);
 }
 
+// etcd lets a "from key" delete and an ignore_value put of a key in its range into one txn
+// (its overlap check sees the interval [key, "\0") as empty) and then panics applying it.
+// Balsa rolls the txn back and reports "key not found" instead.
+TEST(MvccStoreTxn, PutIgnoreValueAfterFromKeyDeleteRollsBack) {
+  Kv kv;
+  kv.put("a", "1");  // 2
+  kv.put("b", "1");  // 3
+  const uint32_t before = kv.hash();
+  pb::TxnRequest t;
+  *t.add_success() = OpPut("new", "x");
+  *t.add_success() = OpDel("a", std::string(1, '\0'));
+  pb::RequestOp iv = OpPut("b", "");
+  iv.mutable_request_put()->set_ignore_value(true);
+  *t.add_success() = iv;
+  EXPECT_EQ(kv.txn_status(t), errors::key_not_found());
+  EXPECT_EQ(kv.s.current_revision(), 3);
+  EXPECT_EQ(kv.s.record_count(), 2u);
+  EXPECT_EQ(kv.s.key_count(), 2u);
+  EXPECT_EQ(kv.hash(), before);
+  EXPECT_EQ(kv.get("b").kvs(0).version(), 1);
+}
+
 TEST(MvccStoreTxn, DeleteTwiceInOneTxnDeletesOnce) {
   Kv kv;
   kv.put("a", "1");
