@@ -1,0 +1,164 @@
+// Node: the runtime that drives the Raft core with real storage, a transport and a state
+// machine. One write travels one path:
+//
+//   propose(cmd) --queue--> loop thread: RawNode::propose (or forward to the leader)
+//     -> Ready: send appends to followers  ||  persist entries + hard state (WAL, one fsync)
+//     -> send acks that promised durability -> commit -> StateMachine::apply (batch)
+//     -> the proposer's callback gets the state machine's result.
+//
+// Threads: one loop thread owns the RawNode, the DurableLog and the StateMachine's apply, and
+// ticks the core on its own schedule; the transport's threads only enqueue. Public methods
+// are thread-safe and never block on I/O. Callbacks run on the loop thread: they must be quick
+// (complete an RPC, fulfil a promise), never block.
+//
+// Proposals carry an envelope (origin node, request number), so a proposal forwarded from a
+// follower completes on the follower when it applies the entry. A proposal that cannot finish
+// gets a clear error: not leader (with a hint), timeout, leadership lost, dropped, stopped.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/raw_node.h"
+#include "runtime/metrics.h"
+#include "runtime/state_machine.h"
+#include "storage/durable_log.h"
+#include "transport/transport.h"
+
+namespace balsa {
+
+enum class NodeError : uint8_t {
+  kOk = 0,
+  kNotLeader,       // refused: this node is not the leader and cannot forward (hint in leader)
+  kNoLeader,        // no leader is known right now (an election is under way)
+  kTimeout,         // not finished within the deadline; the command may still apply later
+  kLeadershipLost,  // the entry was overwritten by a new leader: it did not apply
+  kDropped,         // refused by the leader (transfer in progress, too much uncommitted data)
+  kTooLarge,        // bigger than the maximum request size
+  kStopped,         // the node is shutting down or failed
+};
+const char* to_string(NodeError e);
+
+struct CommandResult {
+  NodeError error = NodeError::kOk;
+  std::string value;  // the state machine's result (propose) or empty (read_index)
+  NodeId leader;      // the leader as this node knows it
+  LogIndex index;     // where the command applied / the read index served
+  bool ok() const { return error == NodeError::kOk; }
+};
+using CommandCallback = std::function<void(CommandResult)>;
+
+struct NodeOptions {
+  NodeId id;
+  std::vector<NodeId> voters;  // the initial cluster (used when the data dir is new)
+  std::chrono::milliseconds tick_interval{100};
+  int election_ticks = 10;
+  int heartbeat_ticks = 1;
+  bool pre_vote = true;
+  bool check_quorum = true;
+  uint64_t snapshot_entries = 10'000;  // applied entries between snapshots (etcd --snapshot-count)
+  uint64_t catchup_entries = 5'000;    // entries kept after a snapshot for slow followers
+  uint64_t max_request_bytes = 1'572'864 + 1024;
+  uint64_t max_uncommitted_bytes = 256ull << 20;
+  uint64_t max_msg_bytes = 1 << 20;
+  size_t max_inflight_msgs = 512;
+  std::chrono::milliseconds request_timeout{7000};
+  uint64_t seed = 0;  // election randomization; 0 = from the node id and the clock
+  // Called (on the loop thread) when storage fails: the node has stopped. Default: log, abort.
+  std::function<void(const std::string&)> on_fatal;
+};
+
+struct NodeStatus {
+  NodeId id;
+  NodeId leader;
+  Role role = Role::kFollower;
+  Term term;
+  LogIndex commit;
+  LogIndex applied;
+  LogIndex first_index;
+  LogIndex last_index;
+  std::vector<Status::Peer> progress;  // on the leader
+  bool stopped = false;
+};
+
+class Node {
+ public:
+  Node(NodeOptions options, DurableLog& log, StateMachine& sm, Transport& transport);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Starts the loop and ticker threads and the transport.
+  void start();
+  // Stops accepting work, fails everything pending with kStopped, joins the threads, stops
+  // the transport. Idempotent.
+  void stop();
+
+  // Replicates a command; `done` gets the state machine's result once applied here.
+  void propose(std::string command, CommandCallback done);
+  // Linearizable read barrier (ReadIndex): `done` runs once this node's state machine has
+  // applied everything committed when the read arrived; the caller then reads locally.
+  void read_index(CommandCallback done);
+  void transfer_leadership(NodeId target);
+
+  NodeStatus status() const;
+  const NodeMetrics& metrics() const { return metrics_; }
+
+ private:
+  struct Pending {
+    CommandCallback done;
+    std::chrono::steady_clock::time_point deadline;
+    LogIndex index;  // where it was appended (0 while unknown: forwarded)
+    Term term;
+  };
+  struct Input;
+
+  void loop();
+  void handle_inputs(std::vector<Input>& inputs);
+  void handle_ready();
+  void apply(std::vector<Entry>& committed);
+  void maybe_snapshot();
+  void expire(std::chrono::steady_clock::time_point now);
+  void fail_all(NodeError error);
+  void fatal(const std::string& why);
+  void publish_status();
+  void enqueue(Input in);
+
+  NodeOptions opt_;
+  DurableLog& log_;
+  StateMachine& sm_;
+  Transport& transport_;
+  std::unique_ptr<RawNode> raw_;
+
+  std::mutex mu_;  // guards inbox_, stopping_, status_
+  std::condition_variable cv_;
+  std::vector<Input> inbox_;
+  bool stopping_ = false;
+  NodeStatus status_;
+  mutable std::mutex status_mu_;
+
+  std::thread loop_thread_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> failed_{false};
+
+  // Loop-thread state.
+  uint64_t next_request_ = 1;
+  std::unordered_map<uint64_t, Pending> proposals_;  // by request number
+  std::unordered_map<std::string, std::vector<Pending>> reads_;  // by read context (a batch)
+  std::vector<std::pair<LogIndex, Pending>> reads_waiting_apply_;
+  LogIndex last_snapshot_;
+  NodeId last_leader_;
+  NodeMetrics metrics_;
+};
+
+}  // namespace balsa
