@@ -27,6 +27,13 @@ inline std::vector<Entry> make_entries(uint64_t from, uint64_t to, uint64_t term
   return out;
 }
 
+// The data of entry i written by balsa_wal_writer (and checked by the SIGKILL test).
+inline std::string writer_payload(uint64_t i) {
+  std::string s = "entry-" + std::to_string(i) + "-";
+  s.resize(32 + i % 200, static_cast<char>('a' + i % 26));
+  return s;
+}
+
 // Encodes one WAL record exactly as wal.h specifies it (independently of wal.cc).
 inline std::string encode_record(WalRecordType type, std::string_view payload) {
   std::string r(9, '\0');

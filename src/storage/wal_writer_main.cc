@@ -1,7 +1,7 @@
 // balsa_wal_writer DIR SEED: appends batches of entries to the WAL in DIR with fsync, forever,
 // and after each save() returns writes "<last index>\n" to stdout (unbuffered). The SIGKILL
 // test kills it at random points and checks that every index it printed survives. Entry i has
-// term 1 and data entry_payload(i), so the test can check contents, not just presence.
+// term 1 and data writer_payload(i) (test_util.h), so the test can check contents, not just presence.
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,15 +11,9 @@
 
 #include <fmt/format.h>
 
+#include "storage/test_util.h"
 #include "storage/wal.h"
 
-namespace {
-std::string entry_payload(uint64_t i) {
-  std::string s = fmt::format("entry-{}-", i);
-  s.resize(32 + i % 200, static_cast<char>('a' + i % 26));
-  return s;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -38,7 +32,7 @@ int main(int argc, char** argv) {
     const int n = 1 + static_cast<int>(rng() % 16);
     for (int k = 0; k < n; ++k, ++next)
       batch.push_back(balsa::Entry{balsa::Term{1}, balsa::LogIndex{next},
-                                   balsa::EntryType::kNormal, entry_payload(next)});
+                                   balsa::EntryType::kNormal, balsa::testing::writer_payload(next)});
     balsa::HardState hs{balsa::Term{1}, balsa::NodeId{1}, balsa::LogIndex{next - 1}};
     wal.save(&hs, batch, /*sync=*/true);
     const std::string line = fmt::format("{}\n", next - 1);
