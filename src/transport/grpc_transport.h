@@ -62,7 +62,9 @@ struct GrpcTransportOptions {
   // `seed` and the peer id (deterministic given the seed).
   std::chrono::milliseconds backoff_initial{50};
   std::chrono::milliseconds backoff_max{2000};
-  std::chrono::milliseconds connect_timeout{1000};
+  // How long one connection attempt may take (TCP + TLS handshake) before it counts as failed.
+  // A refused connection fails at once; this bounds attempts into a black hole.
+  std::chrono::milliseconds connect_timeout{5000};
   uint64_t seed = 1;
 
   std::optional<GrpcTransportTls> tls;  // insecure (plaintext) when empty
