@@ -682,7 +682,8 @@ std::optional<grpc::Status> GrpcTransport::Impl::on_batch(InboundStream& in, grp
     in.in_chunk = true;
     in.total_size = batch.total_size();
     in.reassembly.clear();
-    in.reassembly.reserve(in.total_size);
+    // total_size comes from the wire: grow with the data rather than trusting it up front.
+    in.reassembly.reserve(std::min<uint64_t>(in.total_size, 8 * opt_.max_batch_bytes));
   }
   if (batch.total_size() != in.total_size || batch.chunk_offset() != in.reassembly.size() ||
       batch.chunk().size() > in.total_size - in.reassembly.size()) {

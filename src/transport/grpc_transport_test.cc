@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <chrono>
@@ -577,6 +578,58 @@ TEST_F(GrpcTransportTest, StopBeforeStartAndDestructorOnly) {
   Node b(2);
   b.t->stop();
   b.t->stop();
+}
+
+}  // namespace
+}  // namespace balsa
+
+namespace balsa {
+namespace {
+
+// Not part of the suite: --gtest_also_run_disabled_tests --gtest_filter=*Throughput*
+TEST_F(GrpcTransportTest, DISABLED_Throughput) {
+  for (size_t payload : {0, 256, 4096}) {
+    Node a(1), b(2);
+    a.start();
+    b.start();
+    a.t->add_peer(NodeId(2), b.address());
+    constexpr uint64_t kN = 200000;
+    auto t0 = Clock::now();
+    for (uint64_t i = 1; i <= kN; i += 100) {
+      std::vector<Message> v;
+      for (uint64_t j = i; j < i + 100; ++j) v.push_back(msg(1, 2, j, payload));
+      while (a.peer(2).queued_messages > 3000) std::this_thread::sleep_for(50us);
+      a.t->send(std::move(v));
+    }
+    ASSERT_TRUE(wait_until([&] { return b.sink.count() == kN; }, 60s));
+    double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    auto p = a.peer(2);
+    std::printf("payload %5zu B: %.0f msgs/s, %.1f MB/s, %.1f msgs/batch\n", payload, kN / s,
+                p.bytes_sent / s / 1e6, double(p.messages_sent) / double(p.batches_sent));
+  }
+}
+
+// Not part of the suite: one message there and one back, sequentially.
+TEST_F(GrpcTransportTest, DISABLED_RoundTripLatency) {
+  Node a(1), b(2);
+  std::atomic<uint64_t> echoed{0};
+  GrpcTransport* bt = b.t.get();
+  a.t->start([&](Message m) {
+    echoed.store(m.term.value);
+    echoed.notify_one();
+  });
+  b.t->start([&](Message m) { bt->send({msg(2, 1, m.term.value)}); });
+  a.t->add_peer(NodeId(2), b.address());
+  b.t->add_peer(NodeId(1), a.address());
+  std::vector<double> us;
+  for (uint64_t i = 1; i <= 5000; ++i) {
+    auto t0 = Clock::now();
+    a.t->send({msg(1, 2, i)});
+    for (uint64_t seen = echoed.load(); seen < i; seen = echoed.load()) echoed.wait(seen);
+    if (i > 100) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  std::sort(us.begin(), us.end());
+  std::printf("round trip: p50 %.0f us, p99 %.0f us\n", us[us.size() / 2], us[us.size() * 99 / 100]);
 }
 
 }  // namespace
