@@ -312,6 +312,11 @@ void Raft::tick_heartbeat() {
 // Messages
 
 bool Raft::valid(const Message& m) const {
+  // Only requests forwarded to the leader travel without a term; anything else with term 0 is
+  // forged or corrupt (and would otherwise reset our term).
+  const bool termless = m.type == MessageType::kProp || m.type == MessageType::kReadIndex ||
+                        m.type == MessageType::kTransferLeader;
+  if (termless != (m.term.value == 0)) return false;
   switch (m.type) {
     case MessageType::kApp: {
       if (m.log_term > m.term) return false;
@@ -395,6 +400,7 @@ void Raft::step(const Message& m) {
       become_follower(m.term, kNoNode);
     }
   } else if (m.term < term_) {
+    stats_.stale_term++;
     if ((cfg_.check_quorum || cfg_.pre_vote) &&
         (m.type == MessageType::kHeartbeat || m.type == MessageType::kApp)) {
       // A stale leader (e.g. healed from a partition) learns our term and steps down. Without
@@ -409,8 +415,6 @@ void Raft::step(const Message& m) {
       resp.to = m.from;
       resp.reject = true;
       send(std::move(resp));
-    } else {
-      stats_.stale_term++;
     }
     return;
   }
@@ -459,6 +463,13 @@ void Raft::handle_vote_request(const Message& m) {
 }
 
 void Raft::step_follower(const Message& m) {
+  const bool from_leader = m.type == MessageType::kApp || m.type == MessageType::kHeartbeat ||
+                           m.type == MessageType::kSnap;
+  if (from_leader && lead_ != kNoNode && lead_ != m.from) {
+    // Two leaders in one term cannot exist (Election Safety): refuse the impostor.
+    stats_.invalid++;
+    return;
+  }
   switch (m.type) {
     case MessageType::kProp:
       if (lead_ == kNoNode || !cfg_.forward_proposals) {

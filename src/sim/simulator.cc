@@ -12,7 +12,8 @@
 
 #include "core/assert.h"
 #include "core/codec.h"
-#include "core/memory_storage.h"
+#include "storage/durable_log.h"
+#include "storage/sim_fs.h"
 #include "core/raw_node.h"
 #include "core/rng.h"
 #include "sim/checker.h"
@@ -69,12 +70,15 @@ struct SimNode {
   NodeId id;
   bool up = true;
   uint64_t incarnation = 0;
-  MemoryStorage storage;  // what is durable
+  // The real WAL and snapshot store on a simulated disk that loses unsynced writes on a crash.
+  std::unique_ptr<SimFileSystem> fs = std::make_unique<SimFileSystem>();
+  std::unique_ptr<DurableLog> log;
   std::unique_ptr<RawNode> raw;
   std::optional<Ready> in_flight;  // the Ready whose disk write is under way
   LogIndex sm_applied;             // the state machine: how far it applied, and a hash chain
   uint64_t sm_hash = 0;
   Role role = Role::kFollower;
+  LogIndex last_snapshot;
 };
 
 struct Proposal {
@@ -104,12 +108,10 @@ class Simulation {
   explicit Simulation(const SimOptions& o) : opt_(o), rng_(o.seed) {
     BALSA_ASSERT(o.nodes >= 1 && o.nodes <= 9, "nodes must be 1..9, got {}", o.nodes);
     pick_faults();
-    std::vector<NodeId> voters;
-    for (int i = 0; i < o.nodes; ++i) voters.push_back(NodeId{static_cast<uint64_t>(i + 1)});
+    for (int i = 0; i < o.nodes; ++i) voters_.push_back(NodeId{static_cast<uint64_t>(i + 1)});
     nodes_.resize(o.nodes);
     for (int i = 0; i < o.nodes; ++i) {
-      nodes_[i].id = voters[i];
-      nodes_[i].storage.set_conf_state(ConfState{voters, {}, {}});
+      nodes_[i].id = voters_[i];
       start_node(i);
     }
     blocked_.assign(o.nodes, std::vector<bool>(o.nodes, false));
@@ -142,6 +144,9 @@ class Simulation {
     } catch (const InvariantBroken& e) {
       result_.ok = false;
       result_.violation = e.what();
+    } catch (const std::exception& e) {  // e.g. the WAL refusing to recover: a real failure
+      result_.ok = false;
+      result_.violation = std::string("exception: ") + e.what();
     }
     set_assertion_handler(nullptr);
     if (!checker_.ok()) {
@@ -202,7 +207,8 @@ class Simulation {
     c.seed = opt_.seed * 1000003 + nodes_[i].incarnation;
     c.planted_bug = opt_.planted_bug;
     c.debug_invariants = true;
-    c.applied = nodes_[i].storage.snapshot().metadata.index;
+    c.voters = voters_;
+    c.applied = nodes_[i].log->snapshot().metadata.index;
     return c;
   }
 
@@ -210,8 +216,12 @@ class Simulation {
     SimNode& n = nodes_[i];
     n.up = true;
     n.in_flight.reset();
+    DurableLogOptions lo;
+    lo.wal.segment_bytes = 16 << 10;  // small segments: rotation and release happen often
+    lo.wal.preallocate = true;
+    n.log = DurableLog::open(*n.fs, "/data", lo);  // recovery: verifies, cuts a torn tail
     // The state machine restarts from the durable snapshot and re-applies the log after it.
-    const Snapshot snap = n.storage.snapshot();
+    const Snapshot snap = n.log->snapshot();
     n.sm_applied = snap.metadata.index;
     n.sm_hash = 0;
     if (!snap.empty()) {
@@ -221,7 +231,8 @@ class Simulation {
       r.u64(&n.sm_hash);
       checker_.on_restore(n.id, LogIndex{applied}, n.sm_hash);
     }
-    n.raw = std::make_unique<RawNode>(config_for(i), &n.storage);
+    n.last_snapshot = snap.metadata.index;
+    n.raw = std::make_unique<RawNode>(config_for(i), n.log.get());
     n.role = Role::kFollower;
   }
 
@@ -229,9 +240,16 @@ class Simulation {
     SimNode& n = nodes_[i];
     if (!n.up) return;
     n.up = false;
-    n.incarnation++;  // the in-flight disk write never completes: it is lost
+    n.incarnation++;
+    // The in-flight disk write was issued but never synced: the power cut keeps some, all or
+    // none of it, maybe torn.
+    if (n.in_flight && !n.in_flight->entries.empty() && rng_.chance(0.5))
+      n.log->wal().save(n.in_flight->hard_state ? &*n.in_flight->hard_state : nullptr, n.in_flight->entries,
+                        /*sync=*/false);
     n.raw.reset();
     n.in_flight.reset();
+    n.log.reset();
+    n.fs->crash(rng_.next());
     result_.crashes++;
     trace("crash n{}", n.id.value);
     timeline("crash    n{}", n.id.value);
@@ -245,7 +263,7 @@ class Simulation {
     start_node(i);
     trace("restart n{}", nodes_[i].id.value);
     timeline("restart  n{} (durable log to {}, commit {})", nodes_[i].id.value,
-             nodes_[i].storage.last_index().value, nodes_[i].storage.initial_state().hard_state.commit.value);
+             nodes_[i].log->last_index().value, nodes_[i].log->initial_state().hard_state.commit.value);
     mix(0xD0 + i);
   }
 
@@ -256,7 +274,7 @@ class Simulation {
     Ready rd = n.raw->ready();
     if (rd.soft_state) on_soft_state(i, *rd.soft_state);
     const RaftLog& log = n.raw->raft().log();
-    const LogIndex durable_commit = n.storage.initial_state().hard_state.commit;
+    const LogIndex durable_commit = n.log->initial_state().hard_state.commit;
     for (const Entry& e : rd.entries) checker_.on_log_write(n.id, e, log.term(e.index - 1), durable_commit);
     for (Message& m : rd.messages) send(std::move(m));
     rd.messages.clear();
@@ -294,7 +312,7 @@ class Simulation {
     mix(0xD15C ^ rd.number);
     // Durable now: snapshot, entries, hard state, in that order.
     if (rd.snapshot) {
-      n.storage.apply_snapshot(*rd.snapshot);
+      n.log->apply_snapshot(*rd.snapshot);
       codec::Reader r(rd.snapshot->data);
       uint64_t applied = 0;
       r.u64(&applied);
@@ -303,8 +321,7 @@ class Simulation {
       checker_.on_restore(n.id, n.sm_applied, n.sm_hash);
       trace("n{} restored snapshot at {}", n.id.value, applied);
     }
-    n.storage.append(rd.entries);
-    if (rd.hard_state) n.storage.set_hard_state(*rd.hard_state);
+    if (!rd.entries.empty() || rd.hard_state) n.log->persist(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
     for (Message& m : rd.persisted_messages) send(std::move(m));
     apply(d.node, rd.committed_entries);
     n.raw->advance(rd);
@@ -343,13 +360,14 @@ class Simulation {
 
   void maybe_snapshot(int i) {
     SimNode& n = nodes_[i];
-    const LogIndex snap = n.storage.snapshot().metadata.index;
-    if (n.sm_applied < snap + f_.snapshot_every) return;
-    if (n.sm_applied > n.storage.last_index()) return;
-    n.storage.create_snapshot(n.sm_applied, n.raw->raft().conf(), encode_sm(n.sm_applied, n.sm_hash));
+    if (n.sm_applied < n.last_snapshot + f_.snapshot_every) return;
+    if (n.sm_applied > n.log->last_index()) return;
+    const std::string image = encode_sm(n.sm_applied, n.sm_hash);
+    n.log->create_snapshot(n.sm_applied, n.raw->raft().conf(), [&](ByteSink& out) { out.write(image); });
+    n.last_snapshot = n.sm_applied;
     // Keep a few entries so a follower just behind can still be caught up from the log.
     const uint64_t keep = 5;
-    if (n.sm_applied.value > keep) n.storage.compact(n.sm_applied - keep);
+    if (n.sm_applied.value > keep && n.sm_applied - keep >= n.log->first_index()) n.log->compact(n.sm_applied - keep);
     trace("n{} snapshot at {}", n.id.value, n.sm_applied.value);
   }
 
@@ -545,6 +563,7 @@ class Simulation {
   SimOptions opt_;
   Rng rng_;
   Faults f_;
+  std::vector<NodeId> voters_;
   std::vector<SimNode> nodes_;
   std::vector<std::vector<bool>> blocked_;  // blocked_[from][to]
   std::vector<Client> clients_;
