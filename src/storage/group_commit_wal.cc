@@ -1,5 +1,6 @@
 #include "storage/group_commit_wal.h"
 
+#include <chrono>
 #include <future>
 
 namespace balsa {
@@ -47,6 +48,11 @@ uint64_t GroupCommitWal::syncs() const {
   return syncs_;
 }
 
+double GroupCommitWal::save_seconds() const {
+  std::lock_guard lock(mu_);
+  return save_seconds_;
+}
+
 void GroupCommitWal::run() {
   std::vector<Pending> batch;
   std::vector<Entry> entries;
@@ -63,14 +69,17 @@ void GroupCommitWal::run() {
         entries.push_back(Entry{p.term, p.first + i, EntryType::kNormal, std::move(p.payloads[i])});
     }
     std::exception_ptr err;
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       wal_.save(nullptr, entries, /*sync=*/true);
     } catch (...) {
       err = std::current_exception();
     }
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
     {
       std::lock_guard lock(mu_);
       ++syncs_;
+      save_seconds_ += took.count();
       if (err && !error_) error_ = err;
     }
     for (Pending& p : batch) {

@@ -40,7 +40,8 @@ class GroupCommitWal {
   LogIndex append(Term term, std::vector<std::string> payloads);
 
   uint64_t syncs() const;    // fdatasyncs issued so far
-  uint64_t batches() const { return syncs(); }
+  // Time the syncer spent inside Wal::save (write + fdatasync), in seconds.
+  double save_seconds() const;
 
  private:
   struct Pending {
@@ -59,6 +60,7 @@ class GroupCommitWal {
   bool stopping_ = false;
   std::exception_ptr error_;
   uint64_t syncs_ = 0;
+  double save_seconds_ = 0;
   std::thread syncer_;
 };
 

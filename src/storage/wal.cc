@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <deque>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -141,10 +140,13 @@ class Replayer {
 
   // Applies one verified record. Returns an error message for a semantic violation.
   std::optional<std::string> apply(const std::string& file, uint64_t offset, const RawRecord& r) {
+    // The view is only filled when someone looks: replay speed matters.
     WalRecordView view;
-    view.file = file;
-    view.offset = offset;
-    view.type = r.type;
+    if (visit_) {
+      view.file = file;
+      view.offset = offset;
+      view.type = r.type;
+    }
     switch (r.type) {
       case WalRecordType::kEntry: {
         auto e = codec::decode<Entry>(r.payload);
@@ -213,16 +215,13 @@ class Replayer {
   LogIndex base() const { return base_; }
   const HardState& hard_state() const { return hs_; }
   const std::optional<SnapshotMetadata>& snapshot() const { return snapshot_; }
-  std::vector<Entry> take_entries() {
-    return std::vector<Entry>(std::make_move_iterator(entries_.begin()),
-                              std::make_move_iterator(entries_.end()));
-  }
+  std::vector<Entry> take_entries() { return std::move(entries_); }
 
  private:
   const WalVisitor& visit_;
   LogIndex base_;  // index just before entries_.front()
   LogIndex last_;
-  std::deque<Entry> entries_;
+  std::vector<Entry> entries_;  // erased at the front only for snapshot markers (rare)
   HardState hs_;
   std::optional<SnapshotMetadata> snapshot_;
 };
@@ -292,6 +291,8 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
 
   Opened out;
   Replayer replay(visit);
+  std::unique_ptr<char[]> buffer;  // one segment at a time, reused
+  uint64_t buffer_bytes = 0;
   uint64_t end_offset = 0;  // end of the log in the last segment
   for (size_t k = 0; k < segments.size(); ++k) {
     const Segment& seg = segments[k];
@@ -303,11 +304,17 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
     if (k > 0 && seg.seq != segments[k - 1].seq + 1)
       throw corrupt(0, fmt::format("segment sequence jumps from {} to {} (missing segment)",
                                    segments[k - 1].seq, seg.seq));
-    std::string data;
+    uint64_t size = 0;
     {
       auto f = fs.open(path, OpenMode::kRead);
-      data = read_all(*f);
+      size = f->size();
+      if (size > buffer_bytes) {
+        buffer.reset(new char[size]);  // uninitialized: it is about to be overwritten
+        buffer_bytes = size;
+      }
+      size = f->read_at(0, buffer.get(), size);
     }
+    const std::string_view data(buffer.get(), size);
     if (data.size() < kHeaderBytes) throw corrupt(0, "segment header is truncated");
     if (std::memcmp(data.data(), kMagic, 8) != 0) throw corrupt(0, "bad segment magic");
     if (get32(data.data() + 32) != crc32c(std::string_view(data.data(), 32)))
@@ -329,7 +336,7 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
                                     seg.first.value, replay.last().value));
     }
 
-    const std::string_view view(data);
+    const std::string_view view = data;
     uint64_t pos = kHeaderBytes;
     while (pos < view.size()) {
       bool end_marker = false;
