@@ -1,0 +1,240 @@
+// balsad: an etcd v3 compatible replicated KV server on Balsa's Raft runtime.
+// Flags use etcd's names; `balsad --help` explains each.
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "balsad/config.h"
+#include "balsad/server.h"
+#include "kv/kv_state_machine.h"
+#include "runtime/node.h"
+#include "storage/durable_log.h"
+#include "storage/fs.h"
+#include "transport/grpc_transport.h"
+
+using namespace balsa;
+using namespace balsa::balsad;
+
+namespace {
+
+int64_t resident_memory_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::kLeader: return "leader";
+    case Role::kCandidate: return "candidate";
+    case Role::kPreCandidate: return "pre-candidate";
+    default: return "follower";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  balsad::Config cfg;
+  CLI::App app{"balsad: an etcd v3 API compatible key-value server replicated with Balsa's Raft.\n"
+               "Flags follow etcd's names and meanings. URLs are http://host:port (no TLS yet)."};
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  app.add_option("--name", cfg.name, "Human-readable name for this member; must appear in --initial-cluster")
+      ->capture_default_str();
+  app.add_option("--data-dir", cfg.data_dir, "Path to the data directory (default: <name>.etcd)");
+  app.add_option("--listen-client-urls", cfg.listen_client_urls,
+                 "Comma-separated URLs to serve the etcd v3 gRPC API on (KV, Maintenance, Cluster)")
+      ->capture_default_str();
+  app.add_option("--advertise-client-urls", cfg.advertise_client_urls,
+                 "This member's client URLs as reported by MemberList")
+      ->capture_default_str();
+  app.add_option("--listen-peer-urls", cfg.listen_peer_urls,
+                 "URL to listen on for Raft traffic from peers (plain gRPC; the first URL is used)")
+      ->capture_default_str();
+  app.add_option("--initial-advertise-peer-urls", cfg.initial_advertise_peer_urls,
+                 "This member's peer URLs; must equal its entry in --initial-cluster")
+      ->capture_default_str();
+  app.add_option("--initial-cluster", cfg.initial_cluster,
+                 "All members: name=http://host:port,... (default: <name>=<initial-advertise-peer-urls>)");
+  app.add_option("--initial-cluster-state", cfg.initial_cluster_state,
+                 "new or existing. Both start from --initial-cluster; an existing data dir always wins")
+      ->capture_default_str();
+  app.add_option("--initial-cluster-token", cfg.initial_cluster_token,
+                 "Cluster token: member and cluster ids are derived from it")
+      ->capture_default_str();
+  app.add_option("--heartbeat-interval", cfg.heartbeat_interval_ms, "Time (ms) of a heartbeat interval (the Raft tick)")
+      ->capture_default_str();
+  app.add_option("--election-timeout", cfg.election_timeout_ms,
+                 "Time (ms) for an election to time out; at least 5 heartbeat intervals")
+      ->capture_default_str();
+  app.add_option("--snapshot-count", cfg.snapshot_count, "Number of applied entries between local snapshots")
+      ->capture_default_str();
+  app.add_option("--listen-metrics-urls", cfg.listen_metrics_urls,
+                 "URLs to serve /metrics (Prometheus) and /health on over HTTP. balsad's client port is "
+                 "gRPC only, so unlike etcd these are not served on the client URLs");
+  app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "balsad: %s\nRun 'balsad --help' for the flags.\n", e.what());
+    return 2;
+  }
+
+  Cluster cluster;
+  try {
+    cluster = resolve(cfg);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "balsad: %s\n", e.what());
+    return 2;
+  }
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%f%z %^%l%$ [" + cfg.name + "] %v");
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+  // SIGTERM/SIGINT are taken by the main thread with sigtimedwait; block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const Member& me = cluster.me();
+  spdlog::info("starting balsad version={} name={} member-id={} cluster-id={} raft-id={} data-dir={} members={}",
+               kEtcdVersion, me.name, hex_id(me.member_id), hex_id(cluster.cluster_id), me.node_id.value, cfg.data_dir,
+               cluster.members.size());
+
+  PosixFileSystem fs;
+  std::unique_ptr<DurableLog> log;
+  try {
+    const std::string dir = path_join(path_join(cfg.data_dir, "member"), "raft");
+    fs.create_dirs(dir);
+    log = DurableLog::open(fs, dir);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open data dir {}: {}", cfg.data_dir, e.what());
+    return 1;
+  }
+
+  kv::KvStateMachine sm;
+
+  GrpcTransportOptions topt;
+  topt.self = me.node_id;
+  topt.cluster_id = cluster.cluster_id;
+  topt.listen_address = parse_url(split(cfg.listen_peer_urls, ',').front()).address();
+  GrpcTransport transport(topt);
+  for (const Member& m : cluster.members)
+    if (m.node_id != me.node_id) transport.add_peer(m.node_id, parse_url(m.peer_urls.front()).address());
+
+  NodeOptions nopt;
+  nopt.id = me.node_id;
+  for (const Member& m : cluster.members) nopt.voters.push_back(m.node_id);
+  nopt.tick_interval = std::chrono::milliseconds(cfg.heartbeat_interval_ms);
+  nopt.election_ticks = cfg.election_timeout_ms / cfg.heartbeat_interval_ms;
+  nopt.heartbeat_ticks = 1;
+  nopt.snapshot_entries = cfg.snapshot_count;
+  nopt.catchup_entries = std::min<uint64_t>(5000, cfg.snapshot_count);
+  nopt.max_request_bytes = kv::kDefaultMaxRequestBytes + 1024;
+  nopt.on_fatal = [](const std::string& why) {
+    spdlog::critical("fatal storage error, exiting: {}", why);
+    spdlog::shutdown();
+    std::_Exit(1);
+  };
+
+  std::unique_ptr<Node> node;
+  try {
+    node = std::make_unique<Node>(nopt, *log, sm, transport);
+    node->start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot start the Raft node (peer URL {}): {}", cfg.listen_peer_urls, e.what());
+    return 1;
+  }
+  spdlog::info("serving peer traffic on {}", topt.listen_address);
+
+  ClientServices services(cluster, *node, sm);
+  grpc::ServerBuilder builder;
+  for (const std::string& url : split(cfg.listen_client_urls, ','))
+    builder.AddListeningPort(parse_url(url).address(), grpc::InsecureServerCredentials());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kv::kDefaultMaxRequestBytes + 512 * 1024));
+  builder.SetMaxSendMessageSize(INT32_MAX);
+  services.register_on(builder);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) {
+    spdlog::critical("cannot listen on client URLs {}", cfg.listen_client_urls);
+    node->stop();
+    return 1;
+  }
+  spdlog::info("serving client gRPC on {}", cfg.listen_client_urls);
+
+  std::vector<std::unique_ptr<httplib::Server>> http_servers;
+  std::vector<std::thread> http_threads;
+  for (const std::string& url : split(cfg.listen_metrics_urls, ',')) {
+    auto http = std::make_unique<httplib::Server>();
+    Node* n = node.get();
+    http->Get("/metrics", [n](const httplib::Request&, httplib::Response& res) {
+      std::string body = n->metrics().render_prometheus();
+      body += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+              "# TYPE process_resident_memory_bytes gauge\n";
+      body += "process_resident_memory_bytes " + std::to_string(resident_memory_bytes()) + "\n";
+      res.set_content(body, "text/plain; version=0.0.4");
+    });
+    http->Get("/health", [n](const httplib::Request&, httplib::Response& res) {
+      const bool ok = n->status().leader != kNoNode;
+      res.status = ok ? 200 : 503;
+      res.set_content(ok ? R"({"health":"true"})" : R"({"health":"false"})", "application/json");
+    });
+    const HostPort hp = parse_url(url);
+    if (!http->bind_to_port(hp.host, hp.port)) {
+      spdlog::critical("cannot listen on metrics URL {}", url);
+      server->Shutdown();
+      node->stop();
+      return 1;
+    }
+    httplib::Server* raw = http.get();
+    http_threads.emplace_back([raw] { raw->listen_after_bind(); });
+    http_servers.push_back(std::move(http));
+    spdlog::info("serving /metrics and /health on {}", url);
+  }
+
+  // Main thread: wait for a signal; meanwhile log leader changes as etcd does (one line each).
+  NodeId last_leader = kNoNode;
+  Term last_term;
+  int sig = 0;
+  while (true) {
+    timespec ts{0, 50 * 1000 * 1000};
+    sig = sigtimedwait(&sigs, nullptr, &ts);
+    if (sig > 0) break;
+    const NodeStatus st = node->status();
+    if (st.leader != last_leader) {
+      if (st.leader == kNoNode)
+        spdlog::warn("raft.node: {} lost leader {} at term {}", hex_id(me.member_id),
+                     hex_id(cluster.member_id_of(last_leader)), st.term.value);
+      else
+        spdlog::info("raft.node: {} elected leader {} at term {} (this member is {})", hex_id(me.member_id),
+                     hex_id(cluster.member_id_of(st.leader)), st.term.value, role_name(st.role));
+      last_leader = st.leader;
+      last_term = st.term;
+    }
+  }
+  spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Stopping the node first fails every pending request (kStopped), so the gRPC server has no
+  // outstanding reactor left when it shuts down.
+  node->stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  for (auto& h : http_servers) h->stop();
+  for (auto& t : http_threads) t.join();
+  spdlog::info("stopped");
+  return 0;
+}
