@@ -87,14 +87,30 @@ size_t approx_bytes(const Message& m) {
   return n;
 }
 
+// Protobuf framing of one `repeated bytes` entry: a 1-byte tag and a varint length (<= 5 bytes
+// below 4 GiB).
+constexpr size_t kEntryOverheadBytes = 6;
+
 void inc(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 uint64_t get(const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); }
 
 }  // namespace
 
 // State of one incoming stream: the sender it is bound to and a chunked message in progress.
+// Per sender: which of its streams may deliver. A sender opens a new stream only after giving up
+// on the old one, but the old one may still hold batches in the receiver's buffers; without
+// this a late batch of the old stream could be delivered after newer messages. Deliveries of
+// one sender are serialized under `mu`, and a stream whose generation is no longer current is
+// ended instead of delivering.
+struct SenderLink {
+  std::mutex mu;
+  uint64_t generation = 0;  // guarded by mu; bumped when a new stream from this sender binds
+};
+
 struct InboundStream {
   NodeId from = kNoNode;   // fixed by the first batch
+  std::shared_ptr<SenderLink> link;  // set with `from`
+  uint64_t generation = 0;           // this stream's generation on `link`
   bool in_chunk = false;
   uint64_t total_size = 0;
   std::string reassembly;  // the chunked message received so far
@@ -189,10 +205,12 @@ class GrpcTransport::Impl final : public RawService {
   mutable std::mutex recv_mu_;
   std::condition_variable reactors_done_cv_;
   std::map<NodeId, uint64_t> received_from_;  // guarded by recv_mu_
+  std::map<NodeId, std::shared_ptr<SenderLink>> senders_;  // guarded by recv_mu_; never shrinks
   int live_reactors_ = 0;                     // guarded by recv_mu_
 
   std::atomic<uint64_t> messages_received_{0}, batches_received_{0}, streams_accepted_{0},
-      refused_cluster_id_{0}, refused_identity_{0}, decode_errors_{0}, dropped_unknown_peer_{0};
+      refused_cluster_id_{0}, refused_identity_{0}, decode_errors_{0}, dropped_unknown_peer_{0},
+      streams_superseded_{0};
 
   LogLimiter refuse_log_{1s};
   LogLimiter connect_log_{1s};
@@ -533,12 +551,15 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
         }
         continue;
       }
-      if (enc.size() > opt_.max_batch_bytes) {
+      if (enc.size() + kEntryOverheadBytes > opt_.max_batch_bytes) {
         if (!flush() || !send_chunked(enc)) return false;
         continue;
       }
-      if (batch_bytes + enc.size() > opt_.max_batch_bytes && !flush()) return false;
-      batch_bytes += enc.size();
+      // Count each entry's protobuf framing too (tag + length varint), so that a batch of many
+      // tiny messages also stays under the cap.
+      const size_t framed = enc.size() + kEntryOverheadBytes;
+      if (batch_bytes + framed > opt_.max_batch_bytes && !flush()) return false;
+      batch_bytes += framed;
       ++batch_msgs;
       batch.add_messages(std::move(enc));
     }
@@ -623,9 +644,18 @@ std::optional<grpc::Status> GrpcTransport::Impl::deliver(InboundStream& in, std:
                   fmt::format("message {}->{} on a stream from node {} to node {}", msg->from.value,
                               msg->to.value, in.from.value, opt_.self.value));
   }
-  if (!gate_.enter()) return grpc::Status(StatusCode::CANCELLED, "transport stopping");
-  handler_(std::move(*msg));
-  gate_.exit();
+  {
+    std::lock_guard lk(in.link->mu);
+    if (in.link->generation != in.generation) {
+      inc(streams_superseded_);
+      spdlog::info("transport: node {} ends an older stream from node {} ({}): a newer one took over",
+                   opt_.self.value, in.from.value, ctx->peer());
+      return grpc::Status(StatusCode::ABORTED, "superseded by a newer stream from the same sender");
+    }
+    if (!gate_.enter()) return grpc::Status(StatusCode::CANCELLED, "transport stopping");
+    handler_(std::move(*msg));
+    gate_.exit();
+  }
   inc(messages_received_);
   ++in.delivered;
   std::lock_guard lk(recv_mu_);
@@ -653,6 +683,14 @@ std::optional<grpc::Status> GrpcTransport::Impl::on_batch(InboundStream& in, grp
                     fmt::format("bad sender id {}", batch.from()));
     }
     in.from = NodeId(batch.from());
+    {
+      std::lock_guard lk(recv_mu_);
+      auto& link = senders_[in.from];
+      if (!link) link = std::make_shared<SenderLink>();
+      in.link = link;
+    }
+    std::lock_guard lk(in.link->mu);
+    in.generation = ++in.link->generation;
   } else if (batch.from() != in.from.value) {
     return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,
                   fmt::format("sender id changed from {} to {}", in.from.value, batch.from()));
@@ -744,6 +782,7 @@ GrpcTransportStats GrpcTransport::Impl::stats() const {
   s.refused_identity = get(refused_identity_);
   s.decode_errors = get(decode_errors_);
   s.dropped_unknown_peer = get(dropped_unknown_peer_);
+  s.streams_superseded = get(streams_superseded_);
   return s;
 }
 

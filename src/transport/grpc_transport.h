@@ -78,7 +78,7 @@ struct GrpcPeerStats {
   uint64_t queued_messages = 0;
   uint64_t messages_sent = 0;    // written to the stream (whole messages, chunked ones once)
   uint64_t batches_sent = 0;     // gRPC writes, chunks included
-  uint64_t bytes_sent = 0;       // codec bytes written
+  uint64_t bytes_sent = 0;       // message bytes written, with their protobuf framing
   uint64_t chunks_sent = 0;
   uint64_t dropped_queue_full = 0;
   uint64_t dropped_send_failed = 0;  // in a write that failed, or queued when the link was removed
@@ -99,6 +99,7 @@ struct GrpcTransportStats {
   uint64_t refused_identity = 0;
   uint64_t decode_errors = 0;
   uint64_t dropped_unknown_peer = 0;  // send() to an id that is not a peer
+  uint64_t streams_superseded = 0;    // older streams ended because the sender opened a new one
 };
 
 class GrpcTransport final : public Transport {

@@ -338,6 +338,33 @@ TEST_F(GrpcTransportTest, GarbageIsDisconnectedAndCountedAndTheNodeKeepsServing)
   EXPECT_TRUE(a.sink.in_order_from(2));
 }
 
+TEST_F(GrpcTransportTest, ANewerStreamFromTheSameSenderSupersedesTheOlder) {
+  Node a(1);
+  a.start();
+  RawClient raw(a.address());
+  auto open = [&](grpc::ClientContext* ctx, transport::StreamSummary* sum) {
+    return raw.stub->Stream(ctx, sum);
+  };
+  grpc::ClientContext ctx_old, ctx_new;
+  transport::StreamSummary sum_old, sum_new;
+  auto old_stream = open(&ctx_old, &sum_old);
+  auto new_stream = open(&ctx_new, &sum_new);
+  ASSERT_TRUE(old_stream->Write(raw_batch(9, {codec::encode(msg(9, 1, 1))})));
+  ASSERT_TRUE(wait_until([&] { return a.sink.count_from(9) == 1; }));
+  ASSERT_TRUE(new_stream->Write(raw_batch(9, {codec::encode(msg(9, 1, 2))})));
+  ASSERT_TRUE(wait_until([&] { return a.sink.count_from(9) == 2; }));
+  old_stream->Write(raw_batch(9, {codec::encode(msg(9, 1, 3))}));  // late batch on the old stream
+  old_stream->WritesDone();
+  EXPECT_EQ(old_stream->Finish().error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(a.t->stats().streams_superseded, 1u);
+  ASSERT_TRUE(new_stream->Write(raw_batch(9, {codec::encode(msg(9, 1, 4))})));
+  new_stream->WritesDone();
+  EXPECT_TRUE(new_stream->Finish().ok());
+  EXPECT_EQ(sum_new.messages_received(), 2u);
+  EXPECT_EQ(a.sink.count_from(9), 3u);
+  EXPECT_TRUE(a.sink.in_order_from(9));
+}
+
 TEST_F(GrpcTransportTest, ReconnectsWithBackoffWhenThePeerStartsLater) {
   const int port = free_port();
   Node a(1);
