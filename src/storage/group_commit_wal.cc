@@ -7,6 +7,7 @@ namespace balsa {
 
 GroupCommitWal::GroupCommitWal(Wal& wal) : wal_(wal), next_index_(wal.last_index() + 1) {
   syncer_ = std::thread([this] { run(); });
+  completer_ = std::thread([this] { complete(); });
 }
 
 GroupCommitWal::~GroupCommitWal() {
@@ -16,6 +17,12 @@ GroupCommitWal::~GroupCommitWal() {
   }
   cv_.notify_all();
   syncer_.join();
+  {
+    std::lock_guard lock(mu_);
+    syncer_exited_ = true;
+  }
+  done_cv_.notify_all();
+  completer_.join();
 }
 
 void GroupCommitWal::append_async(Term term, std::vector<std::string> payloads, Callback done) {
@@ -81,12 +88,29 @@ void GroupCommitWal::run() {
       ++syncs_;
       save_seconds_ += took.count();
       if (err && !error_) error_ = err;
+      done_.push_back(Done{std::move(batch), err});
     }
-    for (Pending& p : batch) {
-      const LogIndex last = p.payloads.empty() ? p.first - 1 : p.first + (p.payloads.size() - 1);
-      p.done(p.first, last, err);
-    }
+    done_cv_.notify_one();
     batch.clear();
+  }
+}
+
+void GroupCommitWal::complete() {
+  std::vector<Done> ready;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      done_cv_.wait(lock, [&] { return syncer_exited_ || !done_.empty(); });
+      if (done_.empty()) return;  // the syncer has exited and everything is completed
+      ready.swap(done_);
+    }
+    for (Done& d : ready) {
+      for (Pending& p : d.batch) {
+        const LogIndex last = p.payloads.empty() ? p.first - 1 : p.first + (p.payloads.size() - 1);
+        p.done(p.first, last, d.error);
+      }
+    }
+    ready.clear();
   }
 }
 
