@@ -406,6 +406,11 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
         wal->file_->truncate(end_offset);
         if (options.preallocate) wal->file_->allocate(options.segment_bytes);
         wal->file_->sync();
+      } else if (options.preallocate && wal->file_->size() < options.segment_bytes) {
+        // The last segment was closed (cut to its records) but its successor never made it to
+        // disk: preallocate again, or every append would pay for growing the file.
+        wal->file_->allocate(options.segment_bytes);
+        wal->file_->sync();
       }
     } catch (const IoError& e) {
       wal->die("repairing " + path, e);
