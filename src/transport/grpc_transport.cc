@@ -140,7 +140,7 @@ class GrpcTransport::Impl final : public RawService {
   void remove_peer(NodeId id);
   void send(std::vector<Message> msgs);
   void stop();
-  int listen_port() const { return port_; }
+  int listen_port() const { return port_.load(); }
   GrpcTransportStats stats() const;
 
   grpc::ServerReadReactor<grpc::ByteBuffer>* Stream(grpc::CallbackServerContext* ctx,
@@ -195,7 +195,7 @@ class GrpcTransport::Impl final : public RawService {
   CallbackGate gate_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::ChannelCredentials> channel_creds_;  // set by start(), before any writer
-  int port_ = 0;
+  std::atomic<int> port_{0};
 
   mutable std::mutex mu_;
   std::map<NodeId, std::shared_ptr<Peer>> peers_;  // guarded by mu_
@@ -235,7 +235,8 @@ void GrpcTransport::Impl::start(Handler handler) {
   }
   channel_creds_ = make_channel_credentials();  // read TLS files once; failures throw here
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(opt_.listen_address, creds, &port_);
+  int port = 0;
+  builder.AddListeningPort(opt_.listen_address, creds, &port);
   builder.RegisterService(this);
   builder.SetMaxReceiveMessageSize(static_cast<int>(opt_.max_grpc_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(opt_.max_grpc_message_bytes));
@@ -245,13 +246,14 @@ void GrpcTransport::Impl::start(Handler handler) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   server_ = builder.BuildAndStart();
-  if (!server_ || port_ == 0) {
+  port_ = port;
+  if (!server_ || port == 0) {
     server_.reset();
     throw std::runtime_error("transport: cannot listen on " + opt_.listen_address);
   }
   started_ = true;
   spdlog::info("transport: node {} listening on {} (port {}, cluster {:#x}, {})", opt_.self.value,
-               opt_.listen_address, port_, opt_.cluster_id, opt_.tls ? "tls" : "insecure");
+               opt_.listen_address, port, opt_.cluster_id, opt_.tls ? "tls" : "insecure");
   for (auto& [id, p] : peers_) start_writer(p);
 }
 
@@ -653,8 +655,18 @@ std::optional<grpc::Status> GrpcTransport::Impl::deliver(InboundStream& in, std:
       return grpc::Status(StatusCode::ABORTED, "superseded by a newer stream from the same sender");
     }
     if (!gate_.enter()) return grpc::Status(StatusCode::CANCELLED, "transport stopping");
-    handler_(std::move(*msg));
-    gate_.exit();
+    struct Exit {
+      CallbackGate& gate;
+      ~Exit() { gate.exit(); }
+    } exit{gate_};
+    try {
+      handler_(std::move(*msg));
+    } catch (const std::exception& e) {
+      // A handler must not throw; if it does, drop this stream (the sender reconnects) rather
+      // than leave the reactor stuck or take the process down from a gRPC thread.
+      spdlog::error("transport: node {}: message handler threw: {}", opt_.self.value, e.what());
+      return grpc::Status(StatusCode::INTERNAL, "receiver failed to handle a message");
+    }
   }
   inc(messages_received_);
   ++in.delivered;

@@ -365,6 +365,26 @@ TEST_F(GrpcTransportTest, ANewerStreamFromTheSameSenderSupersedesTheOlder) {
   EXPECT_TRUE(a.sink.in_order_from(9));
 }
 
+TEST_F(GrpcTransportTest, AThrowingHandlerEndsTheStreamAndTheSenderReconnects) {
+  Node a(1), b(2);
+  std::atomic<int> got{0};
+  a.start();
+  b.t->start([&](Message m) {
+    if (m.term == Term(5)) throw std::runtime_error("boom");
+    got.fetch_add(1);
+  });
+  a.t->add_peer(NodeId(2), b.address());
+  for (uint64_t i = 1; i <= 5; ++i) a.t->send({msg(1, 2, i)});
+  ASSERT_TRUE(wait_until([&] { return got == 4; }));
+  uint64_t seq = 100;
+  ASSERT_TRUE(wait_until([&] {
+    a.t->send({msg(1, 2, ++seq)});
+    std::this_thread::sleep_for(5ms);
+    return got > 4;
+  }));
+  EXPECT_GE(a.peer(2).connects, 2u);
+}
+
 TEST_F(GrpcTransportTest, ReconnectsWithBackoffWhenThePeerStartsLater) {
   const int port = free_port();
   Node a(1);
