@@ -35,7 +35,6 @@ class SimFileSystem::SimFile final : public File {
       throw IoError("fdatasync " + path_ + ": simulated I/O error");
     }
     ++fs_->syncs_;
-    inode_->durable = inode_->data;
     inode_->unsynced.clear();
   }
 
@@ -71,13 +70,21 @@ class SimFileSystem::SimFile final : public File {
   bool writable_;
 };
 
-void SimFileSystem::apply(std::string& data, const Op& op) {
+void SimFileSystem::apply(std::string& data, Op& op) {
+  op.old_size = data.size();
   if (!op.is_write) {
+    op.old_bytes = op.offset < data.size() ? data.substr(op.offset) : std::string();
     data.resize(op.offset, '\0');
     return;
   }
+  op.old_bytes = op.offset < data.size() ? data.substr(op.offset, op.data.size()) : std::string();
   if (data.size() < op.offset + op.data.size()) data.resize(op.offset + op.data.size(), '\0');
   std::copy(op.data.begin(), op.data.end(), data.begin() + static_cast<std::ptrdiff_t>(op.offset));
+}
+
+void SimFileSystem::undo(std::string& data, const Op& op) {
+  data.resize(op.old_size, '\0');
+  if (!op.old_bytes.empty()) data.replace(op.offset, op.old_bytes.size(), op.old_bytes);
 }
 
 SimFileSystem::Dir& SimFileSystem::dir_of(const std::string& path, std::string* name) {
@@ -171,20 +178,20 @@ void SimFileSystem::crash(std::mt19937_64& rng) {
     for (auto& [name, inode] : d.live) {
       if (std::find(seen.begin(), seen.end(), inode) != seen.end()) continue;
       seen.push_back(inode);
-      std::string data = inode->durable;
-      const size_t n = inode->unsynced.size();
+      std::string& data = inode->data;
+      auto& ops = inode->unsynced;
+      for (auto it = ops.rbegin(); it != ops.rend(); ++it) undo(data, *it);  // back to durable
+      const size_t n = ops.size();
       if (n > 0 && (rng() & 1)) {
         const size_t keep = rng() % (n + 1);
-        for (size_t i = 0; i < keep; ++i) apply(data, inode->unsynced[i]);
-        if (keep < n && inode->unsynced[keep].is_write && !inode->unsynced[keep].data.empty()) {
-          Op torn = inode->unsynced[keep];
+        for (size_t i = 0; i < keep; ++i) apply(data, ops[i]);
+        if (keep < n && ops[keep].is_write && !ops[keep].data.empty()) {
+          Op torn = ops[keep];
           torn.data.resize(rng() % torn.data.size());
           apply(data, torn);
         }
       }
-      inode->data = data;
-      inode->durable = std::move(data);
-      inode->unsynced.clear();
+      ops.clear();
     }
   }
 }
@@ -219,8 +226,7 @@ void SimFileSystem::set_contents(const std::string& path, std::string data) {
   Dir& d = dir_of(path, &name);
   auto& inode = d.live[name];
   if (!inode) inode = std::make_shared<Inode>();
-  inode->data = data;
-  inode->durable = std::move(data);
+  inode->data = std::move(data);
   inode->unsynced.clear();
   d.durable[name] = inode;
 }

@@ -57,15 +57,18 @@ class SimFileSystem final : public FileSystem {
   uint64_t sync_count() const;
 
  private:
+  // An unsynced change, with what it replaced so a crash can roll it back. Syncing only drops
+  // this list: the simulator fsyncs constantly, and copying whole files on each would be slow.
   struct Op {
     bool is_write;  // else: resize to `offset`
     uint64_t offset;
     std::string data;
+    uint64_t old_size = 0;
+    std::string old_bytes;  // bytes overwritten (write) or cut off (shrinking resize)
   };
   struct Inode {
-    std::string data;     // what reads see
-    std::string durable;  // what survives a crash for sure
-    std::vector<Op> unsynced;
+    std::string data;          // what reads see
+    std::vector<Op> unsynced;  // since the last sync, in order
   };
   struct Dir {
     std::map<std::string, std::shared_ptr<Inode>> live;
@@ -73,7 +76,8 @@ class SimFileSystem final : public FileSystem {
   };
   class SimFile;
 
-  static void apply(std::string& data, const Op& op);
+  static void apply(std::string& data, Op& op);  // also records the undo information
+  static void undo(std::string& data, const Op& op);
   Dir& dir_of(const std::string& path, std::string* name);  // throws if the dir is missing
 
   mutable std::mutex mu_;
