@@ -141,7 +141,7 @@ class GrpcTransport::Impl final : public RawService {
   void send(std::vector<Message> msgs);
   void stop();
   int listen_port() const { return port_.load(); }
-  GrpcTransportStats stats() const;
+  TransportStats stats() const;
 
   grpc::ServerReadReactor<grpc::ByteBuffer>* Stream(grpc::CallbackServerContext* ctx,
                                                     grpc::ByteBuffer* response) override;
@@ -756,12 +756,12 @@ std::optional<grpc::Status> GrpcTransport::Impl::on_batch(InboundStream& in, grp
 // ---------------------------------------------------------------------------------------------
 // Stats
 
-GrpcTransportStats GrpcTransport::Impl::stats() const {
-  GrpcTransportStats s;
+TransportStats GrpcTransport::Impl::stats() const {
+  TransportStats s;
   {
     std::lock_guard lk(mu_);
     for (const auto& [id, p] : peers_) {
-      GrpcPeerStats ps;
+      PeerLinkStats ps;
       ps.id = id;
       ps.address = p->address;
       ps.connected = p->connected.load();
@@ -810,6 +810,6 @@ void GrpcTransport::remove_peer(NodeId id) { impl_->remove_peer(id); }
 void GrpcTransport::send(std::vector<Message> msgs) { impl_->send(std::move(msgs)); }
 void GrpcTransport::stop() { impl_->stop(); }
 int GrpcTransport::listen_port() const { return impl_->listen_port(); }
-GrpcTransportStats GrpcTransport::stats() const { return impl_->stats(); }
+TransportStats GrpcTransport::stats() const { return impl_->stats(); }
 
 }  // namespace balsa

@@ -19,7 +19,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,38 +69,6 @@ struct GrpcTransportOptions {
   std::optional<GrpcTransportTls> tls;  // insecure (plaintext) when empty
 };
 
-// Counters for one outgoing link. Monotonic except `connected` and `queued_messages`.
-struct GrpcPeerStats {
-  NodeId id;
-  std::string address;
-  bool connected = false;
-  uint64_t queued_messages = 0;
-  uint64_t messages_sent = 0;    // written to the stream (whole messages, chunked ones once)
-  uint64_t batches_sent = 0;     // gRPC writes, chunks included
-  uint64_t bytes_sent = 0;       // message bytes written, with their protobuf framing
-  uint64_t chunks_sent = 0;
-  uint64_t dropped_queue_full = 0;
-  uint64_t dropped_send_failed = 0;  // in a write that failed, or queued when the link was removed
-  uint64_t dropped_oversized = 0;    // encoding larger than max_message_bytes
-  uint64_t connects = 0;             // streams opened
-  uint64_t reconnects = 0;           // connects after the first
-  uint64_t connect_failures = 0;
-  uint64_t streams_refused = 0;      // peer ended our stream with an error status
-};
-
-struct GrpcTransportStats {
-  std::vector<GrpcPeerStats> peers;  // ordered by id
-  std::map<NodeId, uint64_t> received_from;  // good messages handed to the handler, by sender
-  uint64_t messages_received = 0;
-  uint64_t batches_received = 0;
-  uint64_t streams_accepted = 0;
-  uint64_t refused_cluster_id = 0;
-  uint64_t refused_identity = 0;
-  uint64_t decode_errors = 0;
-  uint64_t dropped_unknown_peer = 0;  // send() to an id that is not a peer
-  uint64_t streams_superseded = 0;    // older streams ended because the sender opened a new one
-};
-
 class GrpcTransport final : public Transport {
  public:
   explicit GrpcTransport(GrpcTransportOptions options);
@@ -118,7 +85,7 @@ class GrpcTransport final : public Transport {
 
   // The port the server listens on, valid after start().
   int listen_port() const;
-  GrpcTransportStats stats() const;
+  TransportStats stats() const override;
 
  private:
   class Impl;

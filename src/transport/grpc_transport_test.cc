@@ -109,7 +109,7 @@ struct Node {
   }
   void start() { t->start(sink.handler()); }
   std::string address() const { return local(t->listen_port()); }
-  GrpcPeerStats peer(uint64_t id) const {
+  PeerLinkStats peer(uint64_t id) const {
     for (const auto& p : t->stats().peers) {
       if (p.id == NodeId(id)) return p;
     }

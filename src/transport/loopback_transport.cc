@@ -46,7 +46,7 @@ void LoopbackNetwork::detach(NodeId id) {
   inboxes_.erase(id);
 }
 
-void LoopbackNetwork::deliver(NodeId from, Message msg) {
+bool LoopbackNetwork::deliver(NodeId from, Message msg) {
   std::shared_ptr<Inbox> inbox;
   {
     std::lock_guard lk(mu_);
@@ -54,16 +54,17 @@ void LoopbackNetwork::deliver(NodeId from, Message msg) {
     if (it == inboxes_.end() || cut_.contains({from, msg.to}) || isolated_.contains(from) ||
         isolated_.contains(msg.to)) {
       ++dropped_;
-      return;
+      return false;
     }
     inbox = it->second;
     ++delivered_;
   }
   // Lock order: network mutex is released before the inbox mutex is taken.
   std::lock_guard lk(inbox->mu);
-  if (inbox->closed) return;
+  if (inbox->closed) return false;
   inbox->queue.push_back(std::move(msg));
   inbox->cv.notify_one();
+  return true;
 }
 
 LoopbackTransport::LoopbackTransport(std::shared_ptr<LoopbackNetwork> network, NodeId self)
@@ -80,9 +81,12 @@ void LoopbackTransport::start(Handler on_message) {
   worker_ = std::thread([this] { run(); });
 }
 
-void LoopbackTransport::add_peer(NodeId id, std::string /*address*/) {
+void LoopbackTransport::add_peer(NodeId id, std::string address) {
   std::lock_guard lk(mu_);
-  peers_.insert(id);
+  auto& link = peers_[id];
+  link.id = id;
+  link.address = std::move(address);
+  link.connected = true;
 }
 
 void LoopbackTransport::remove_peer(NodeId id) {
@@ -92,15 +96,29 @@ void LoopbackTransport::remove_peer(NodeId id) {
 
 void LoopbackTransport::send(std::vector<Message> msgs) {
   for (auto& m : msgs) {
+    const NodeId to = m.to;
     {
       std::lock_guard lk(mu_);
-      if (!started_ || stopped_ || !peers_.contains(m.to)) {
+      if (!started_ || stopped_ || !peers_.contains(to)) {
         ++unknown_peer_dropped_;
         continue;
       }
     }
-    network_->deliver(self_, std::move(m));
+    const bool delivered = network_->deliver(self_, std::move(m));
+    std::lock_guard lk(mu_);
+    auto it = peers_.find(to);
+    if (it == peers_.end()) continue;
+    ++(delivered ? it->second.messages_sent : it->second.dropped_send_failed);
   }
+}
+
+TransportStats LoopbackTransport::stats() const {
+  TransportStats s;
+  std::lock_guard lk(mu_);
+  for (const auto& [id, link] : peers_) s.peers.push_back(link);
+  s.messages_received = messages_received_.load();
+  s.dropped_unknown_peer = unknown_peer_dropped_;
+  return s;
 }
 
 void LoopbackTransport::stop() {
@@ -141,6 +159,7 @@ void LoopbackTransport::run() {
         if (inbox_->closed) return;
       }
       handler_(std::move(m));
+      messages_received_.fetch_add(1, std::memory_order_relaxed);
     }
     batch.clear();
   }

@@ -4,7 +4,9 @@
 // values). Links can be cut and healed to make partitions.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -40,7 +42,8 @@ class LoopbackNetwork {
 
   void attach(NodeId id, std::shared_ptr<Inbox> inbox);
   void detach(NodeId id);
-  void deliver(NodeId from, Message msg);
+  // False if the message was dropped (no such node, or the link is cut).
+  bool deliver(NodeId from, Message msg);
 
   mutable std::mutex mu_;
   std::unordered_map<NodeId, std::shared_ptr<Inbox>> inboxes_;  // guarded by mu_
@@ -63,6 +66,7 @@ class LoopbackTransport final : public Transport {
   void remove_peer(NodeId id) override;
   void send(std::vector<Message> msgs) override;
   void stop() override;
+  TransportStats stats() const override;
 
   uint64_t unknown_peer_dropped() const;
 
@@ -75,11 +79,12 @@ class LoopbackTransport final : public Transport {
   Handler handler_;  // set by start(), read by the worker only
 
   mutable std::mutex mu_;
-  std::set<NodeId> peers_;            // guarded by mu_
+  std::map<NodeId, PeerLinkStats> peers_;  // guarded by mu_
   uint64_t unknown_peer_dropped_ = 0;  // guarded by mu_
   bool started_ = false;              // guarded by mu_
   bool stopped_ = false;              // guarded by mu_
   std::thread worker_;
+  std::atomic<uint64_t> messages_received_{0};
 };
 
 }  // namespace balsa

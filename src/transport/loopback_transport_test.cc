@@ -80,6 +80,14 @@ TEST(LoopbackTransport, CutLinksAndUnknownPeersDrop) {
   a.send({msg(1, 2, 2)});
   ASSERT_TRUE(wait_until([&] { return sb.size() == 1; }));
   EXPECT_EQ(sb.got[0].term, Term(2));
+
+  auto s = a.stats();
+  ASSERT_EQ(s.peers.size(), 1u);
+  EXPECT_EQ(s.peers[0].id, NodeId(2));
+  EXPECT_EQ(s.peers[0].messages_sent, 1u);
+  EXPECT_EQ(s.peers[0].dropped_send_failed, 1u);
+  EXPECT_EQ(s.dropped_unknown_peer, 1u);
+  ASSERT_TRUE(wait_until([&] { return b.stats().messages_received == 1; }));
 }
 
 TEST(LoopbackTransport, NoCallbackAfterStop) {

@@ -15,13 +15,48 @@
 //    the destructor of every implementation calls it.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "core/types.h"
 
 namespace balsa {
+
+// Counters for one outgoing link. Monotonic except `connected` and `queued_messages`.
+// Implementations fill what applies to them and leave the rest zero.
+struct PeerLinkStats {
+  NodeId id;
+  std::string address;
+  bool connected = false;
+  uint64_t queued_messages = 0;
+  uint64_t messages_sent = 0;    // handed to the link (a chunked message counts once)
+  uint64_t batches_sent = 0;     // writes to the link (gRPC: Batches, chunks included)
+  uint64_t bytes_sent = 0;       // message bytes written, with their protobuf framing
+  uint64_t chunks_sent = 0;
+  uint64_t dropped_queue_full = 0;
+  uint64_t dropped_send_failed = 0;  // lost on a broken/cut link, or queued when the peer was removed
+  uint64_t dropped_oversized = 0;    // encoding larger than max_message_bytes
+  uint64_t connects = 0;             // streams opened
+  uint64_t reconnects = 0;           // connects after the first
+  uint64_t connect_failures = 0;
+  uint64_t streams_refused = 0;      // the peer ended our stream with an error status
+};
+
+struct TransportStats {
+  std::vector<PeerLinkStats> peers;  // ordered by id
+  std::map<NodeId, uint64_t> received_from;  // good messages handed to the handler, by sender
+  uint64_t messages_received = 0;            // handed to the handler
+  uint64_t batches_received = 0;
+  uint64_t streams_accepted = 0;
+  uint64_t refused_cluster_id = 0;
+  uint64_t refused_identity = 0;
+  uint64_t decode_errors = 0;
+  uint64_t dropped_unknown_peer = 0;  // send() to an id that is not a peer
+  uint64_t streams_superseded = 0;    // older streams ended because the sender opened a new one
+};
 
 class Transport {
  public:
@@ -39,6 +74,8 @@ class Transport {
   virtual void send(std::vector<Message> msgs) = 0;
   // Closes everything and joins the transport's threads.
   virtual void stop() = 0;
+  // A snapshot of the counters, for metrics. Thread-safe. The default reports nothing.
+  virtual TransportStats stats() const { return {}; }
 };
 
 }  // namespace balsa
