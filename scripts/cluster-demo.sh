@@ -58,12 +58,13 @@ leader() {
       local id ld
       id=$(grep -o '"member_id":[0-9]*' <<<"$out" | head -1 | cut -d: -f2)
       ld=$(grep -o '"leader":[0-9]*' <<<"$out" | head -1 | cut -d: -f2)
-      ids[${id:-0}]=$n
+      [[ -n $id ]] || continue
+      ids[$id]=$n
       leaders[${ld:-0}]=1
     done
     if [[ ${#leaders[@]} == 1 ]]; then
       local ld=${!leaders[*]}
-      if [[ -n ${ids[$ld]:-} ]]; then echo "${ids[$ld]}"; return 0; fi
+      if [[ $ld != 0 && -n ${ids[$ld]:-} ]]; then echo "${ids[$ld]}"; return 0; fi
     fi
     sleep 0.1
   done

@@ -55,6 +55,7 @@ class ClientServices::Impl {
     }
     node_.propose(std::move(data), [this, reactor, resp, extract](CommandResult r) {
       if (!r.ok()) {
+        spdlog::debug("proposal failed: {} (leader hint {})", to_string(r.error), r.leader.value);
         reactor->Finish(to_grpc_status(r.error));
         return;
       }
