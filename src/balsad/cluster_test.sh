@@ -51,7 +51,7 @@ start() {
   "$BALSAD" --name "$n" --data-dir "$DIR/$n" --initial-cluster-token balsad-test \
     --listen-client-urls "http://127.0.0.1:${CPORT[$n]}" --advertise-client-urls "http://127.0.0.1:${CPORT[$n]}" \
     --listen-peer-urls "http://127.0.0.1:${PPORT[$n]}" --initial-advertise-peer-urls "http://127.0.0.1:${PPORT[$n]}" \
-    --initial-cluster "$CLUSTER" --log-level "${LOG_LEVEL:-info}" --election-timeout $ELECTION_MS --heartbeat-interval 100 \
+    --initial-cluster "$CLUSTER" --log-level "${LOG_LEVEL:-info}" --election-timeout $ELECTION_MS --heartbeat-interval 100 --snapshot-count "${SNAPSHOT_COUNT:-25}" \
     >>"$DIR/$n.log" 2>&1 &
   PID[$n]=$!
 }
@@ -266,4 +266,5 @@ for n in "${NAMES[@]}"; do
   [[ $rc == 0 ]] || fail "$n exited with $rc after SIGTERM"
   unset "PID[$n]"
 done
+echo "snapshots saved: $(cat "$DIR"/t?.log | grep -c 'saved snapshot'), restored: $(cat "$DIR"/t?.log | grep -c 'restored snapshot')"
 echo "PASS"
