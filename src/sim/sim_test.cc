@@ -17,9 +17,9 @@ SimResult run(uint64_t seed, int nodes, PlantedBug bug = PlantedBug::kNone) {
   return run_simulation(o);
 }
 
-// Returns the first seed in [1, limit] with a violation, or 0.
-uint64_t first_violation(int nodes, PlantedBug bug, uint64_t limit) {
-  for (uint64_t s = 1; s <= limit; ++s)
+// Returns the first seed in [first, first + count) with a violation, or 0.
+uint64_t first_violation(int nodes, PlantedBug bug, uint64_t count, uint64_t first = 1) {
+  for (uint64_t s = first; s < first + count; ++s)
     if (!run(s, nodes, bug).ok) return s;
   return 0;
 }
@@ -72,11 +72,15 @@ TEST(Simulator, CatchesPlantedVoteWithoutLogCheck) {
 }
 
 TEST(Simulator, CatchesPlantedCommitOfPreviousTermEntry) {
-  const uint64_t seed = first_violation(3, PlantedBug::kCommitPreviousTerm, 4000);
+  // The Figure 8 bug needs a rare interleaving (a new leader cut off right after its old-term
+  // entries reach a majority, before its no-op does): seeds 1..5000 at 5 nodes catch it once,
+  // at 4607 (the CTest entry sim_planted_figure8_bug_fails runs that whole range). Here, a small
+  // fixed window around it keeps the unit test fast.
+  const uint64_t seed = first_violation(5, PlantedBug::kCommitPreviousTerm, 10, 4601);
   EXPECT_NE(seed, 0u) << "committing a previous-term entry by counting went unnoticed";
   // The same seed without the bug is fine: the violation is the bug's, not the simulator's.
   if (seed != 0) {
-    EXPECT_TRUE(run(seed, 3).ok);
+    EXPECT_TRUE(run(seed, 5).ok);
   }
 }
 
