@@ -419,6 +419,64 @@ TEST_F(GrpcTransportTest, ReconnectsWithBackoffWhenThePeerStartsLater) {
   EXPECT_GE(a.peer(2).connects, 2u);
 }
 
+TEST_F(GrpcTransportTest, AnIdleLinkNoticesThePeerRestartAndTheFirstMessageAfterArrives) {
+  const int port = free_port();
+  Node a(1);
+  a.start();
+  a.t->add_peer(NodeId(2), local(port));
+  {
+    Node b(2, {}, port);
+    b.start();
+    a.t->send({msg(1, 2, 1)});
+    ASSERT_TRUE(wait_until([&] { return b.sink.count_from(1) == 1; }));
+  }  // b stops while the link is idle
+  ASSERT_TRUE(wait_until([&] { return !a.peer(2).connected; }));
+  Node b2(2, {}, port);
+  b2.start();
+  ASSERT_TRUE(wait_until([&] { return a.peer(2).connected; }));
+  a.t->send({msg(1, 2, 2)});  // one message, no retries: it must not be lost
+  ASSERT_TRUE(wait_until([&] { return b2.sink.count_from(1) == 1; }));
+  EXPECT_EQ(a.peer(2).dropped_send_failed, 0u);
+}
+
+TEST_F(GrpcTransportTest, ConcurrentSendsPeerChangesAndStop) {
+  Node b(2), c(3);
+  b.start();
+  c.start();
+  auto a = std::make_unique<Node>(1);
+  a->start();
+  std::atomic<bool> done{false};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 2; ++t) {
+    senders.emplace_back([&] {
+      uint64_t i = 0;
+      while (!done) {
+        a->t->send({msg(1, 2, ++i), msg(1, 3, i), msg(1, 4, i)});
+        (void)a->t->stats();
+      }
+    });
+  }
+  for (int round = 0; round < 20; ++round) {
+    a->t->add_peer(NodeId(2), b.address());
+    a->t->add_peer(NodeId(3), round % 2 ? c.address() : b.address());  // re-address
+    std::this_thread::sleep_for(2ms);
+    a->t->remove_peer(NodeId(2));
+  }
+  a->t->add_peer(NodeId(2), b.address());
+  ASSERT_TRUE(wait_until([&] { return b.sink.count_from(1) > 0; }));
+  auto t0 = Clock::now();
+  a->t->stop();
+  EXPECT_LT(Clock::now() - t0, 1s);
+  done = true;
+  for (auto& t : senders) t.join();
+  a.reset();
+  // Node 3 was at times pointed at b's address: b refuses those streams (refused_identity) and
+  // hands its handler only messages addressed to node 2.
+  std::lock_guard lk(b.sink.mu);
+  for (const auto& m : b.sink.by_sender[NodeId(1)]) EXPECT_EQ(m.to, NodeId(2));
+  EXPECT_TRUE(b.sink.by_sender.size() == 1);
+}
+
 TEST_F(GrpcTransportTest, FullQueueDropsAndCountsWithoutBlocking) {
   GrpcTransportOptions o;
   o.max_queue_messages = 100;
