@@ -3,6 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "kv/command.h"
@@ -30,6 +36,50 @@ grpc::Status to_grpc(const kv::Status& s) {
   return s.ok() ? grpc::Status::OK : grpc::Status(grpc::StatusCode(static_cast<int>(s.code)), s.message);
 }
 }  // namespace
+
+// A few threads that run linearizable reads once their ReadIndex barrier passed, so a large
+// Range never runs on (and stalls) the node's loop thread, where read_index callbacks arrive.
+class ReadPool {
+ public:
+  explicit ReadPool(size_t threads) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~ReadPool() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void post(std::function<void()> f) {
+    {
+      std::lock_guard lk(mu_);
+      queue_.push_back(std::move(f));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    while (true) {
+      std::function<void()> f;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and everything queued has run
+        f = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      f();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
 
 class ClientServices::Impl {
  public:
@@ -84,12 +134,12 @@ class ClientServices::Impl {
       reactor->Finish(read_fn());
       return reactor;
     }
-    node_.read_index([reactor, read_fn](CommandResult r) {
+    node_.read_index([this, reactor, read_fn](CommandResult r) {
       if (!r.ok()) {
         reactor->Finish(to_grpc_status(r.error));
         return;
       }
-      reactor->Finish(read_fn());
+      reads_.post([reactor, read_fn] { reactor->Finish(read_fn()); });
     });
     return reactor;
   }
@@ -233,6 +283,7 @@ class ClientServices::Impl {
   Node& node_;
   kv::KvStateMachine& sm_;
   std::atomic<uint64_t> next_request_{1};
+  ReadPool reads_{2};
   KvService kv_;
   MaintenanceService maintenance_;
   ClusterService cluster_svc_;
