@@ -140,6 +140,11 @@ class GrpcTransport::Impl final : public RawService {
   void remove_peer(NodeId id);
   void send(std::vector<Message> msgs);
   void stop();
+  void set_feedback(DeliveryFeedback f) {
+    std::lock_guard lk(mu_);
+    BALSA_ASSERT(!started_, "set_feedback after start");
+    feedback_ = std::move(f);
+  }
   int listen_port() const { return port_.load(); }
   TransportStats stats() const;
 
@@ -167,6 +172,7 @@ class GrpcTransport::Impl final : public RawService {
     size_t queued_bytes = 0;                   // guarded by mu; sum of approx_bytes over queue
     bool closing = false;                      // guarded by mu; set once, ends the writer
     grpc::ClientContext* active_ctx = nullptr;  // guarded by mu; the open stream, for cancelling
+    size_t snaps_dropped_unreported = 0;       // guarded by mu; kSnap refused by send(), not yet reported
     std::thread writer;
 
     std::atomic<bool> connected{false};
@@ -184,6 +190,10 @@ class GrpcTransport::Impl final : public RawService {
   bool pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, grpc::Channel& channel);
   void start_writer(const std::shared_ptr<Peer>& p);
   void close_peer(Peer& p);
+  // Feedback, from the writer thread with no lock held.
+  void report_lost(Peer& p, size_t snaps_lost);
+  void report_snapshots(Peer& p, size_t n, bool ok);
+  void report_refused_snapshots(Peer& p);
   grpc::Status refuse(grpc::StatusCode code, std::atomic<uint64_t>& counter,
                       grpc::CallbackServerContext* ctx, const std::string& why);
   std::optional<grpc::Status> deliver(InboundStream& in, std::string_view bytes,
@@ -192,6 +202,7 @@ class GrpcTransport::Impl final : public RawService {
 
   const GrpcTransportOptions opt_;
   Handler handler_;
+  DeliveryFeedback feedback_;  // set before start(), read by writer threads
   CallbackGate gate_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::ChannelCredentials> channel_creds_;  // set by start(), before any writer
@@ -326,6 +337,25 @@ void GrpcTransport::Impl::close_peer(Peer& p) {
   if (p.writer.joinable()) p.writer.join();
 }
 
+void GrpcTransport::Impl::report_snapshots(Peer& p, size_t n, bool ok) {
+  if (!feedback_.snapshot_sent) return;
+  for (size_t i = 0; i < n; ++i) feedback_.snapshot_sent(p.id, ok);
+}
+
+void GrpcTransport::Impl::report_lost(Peer& p, size_t snaps_lost) {
+  if (feedback_.unreachable) feedback_.unreachable(p.id);
+  report_snapshots(p, snaps_lost, false);
+}
+
+void GrpcTransport::Impl::report_refused_snapshots(Peer& p) {
+  size_t n = 0;
+  {
+    std::lock_guard lk(p.mu);
+    std::swap(n, p.snaps_dropped_unreported);
+  }
+  report_snapshots(p, n, false);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sending
 
@@ -343,6 +373,8 @@ void GrpcTransport::Impl::send(std::vector<Message> msgs) {
     if (p.closing || p.queue.size() >= opt_.max_queue_messages ||
         (!p.queue.empty() && p.queued_bytes + bytes > opt_.max_queue_bytes)) {
       inc(p.dropped_queue_full);
+      // Reported by the writer thread: feedback never runs inside send().
+      if (m.type == MessageType::kSnap) ++p.snaps_dropped_unreported;
       continue;
     }
     p.queue.push_back(std::move(m));
@@ -421,6 +453,8 @@ void GrpcTransport::Impl::run_writer(Peer& p) {
         if (p.closing) return;
       }
       inc(p.connect_failures);
+      if (feedback_.unreachable) feedback_.unreachable(p.id);
+      report_refused_snapshots(p);
       if (auto n = connect_log_.allow(); n >= 0) {
         spdlog::warn("transport: node {} cannot connect to peer {} at {} (retrying; {} similar "
                      "messages suppressed)", opt_.self.value, p.id.value, p.address, n);
@@ -474,6 +508,7 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
   pb::Batch batch;
   size_t batch_bytes = 0;
   size_t batch_msgs = 0;
+  size_t batch_snaps = 0;  // kSnap messages in `batch`
 
   auto fresh_batch = [&] {
     batch.Clear();
@@ -481,27 +516,33 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
     batch.set_from(opt_.self.value);
     batch_bytes = 0;
     batch_msgs = 0;
+    batch_snaps = 0;
   };
-  // Writes `batch` and accounts it as `msgs` whole messages; false if the stream broke, in
-  // which case `lost` messages of this batch and everything still in `work` count as dropped.
-  auto write = [&](size_t msgs, size_t bytes, size_t lost) {
+  // Writes `batch`, which completes `msgs` messages (`snaps_done` of them kSnap). If the stream
+  // broke, `lost` messages of this batch (`snaps_lost` kSnap) and everything still in `work`
+  // are dropped and reported, and the result is false.
+  auto write = [&](size_t msgs, size_t bytes, size_t lost, size_t snaps_done, size_t snaps_lost) {
     if (!stream.Write(batch)) {
       inc(p.dropped_send_failed, lost + work.size());
+      for (const auto& m : work) snaps_lost += m.type == MessageType::kSnap ? 1 : 0;
       work.clear();
+      report_lost(p, snaps_lost);
       return false;
     }
     inc(p.batches_sent);
     inc(p.messages_sent, msgs);
     inc(p.bytes_sent, bytes);
+    report_snapshots(p, snaps_done, true);
     return true;
   };
   auto flush = [&] {
     if (batch_msgs == 0) return true;
-    bool ok = write(batch_msgs, batch_bytes, batch_msgs);
+    bool ok = write(batch_msgs, batch_bytes, batch_msgs, batch_snaps, batch_snaps);
     fresh_batch();
     return ok;
   };
-  auto send_chunked = [&](const std::string& enc) {
+  auto send_chunked = [&](const std::string& enc, bool is_snap) {
+    const size_t snap = is_snap ? 1 : 0;
     const size_t chunk_bytes = opt_.max_batch_bytes;
     for (size_t off = 0; off < enc.size(); off += chunk_bytes) {
       fresh_batch();
@@ -511,11 +552,11 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
       batch.set_total_size(enc.size());
       bool last = off + n == enc.size();
       batch.set_last_chunk(last);
-      if (!write(last ? 1 : 0, n, 1)) return false;
+      if (!write(last ? 1 : 0, n, 1, last ? snap : 0, snap)) return false;
       inc(p.chunks_sent);
       {
         std::lock_guard lk(p.mu);
-        if (p.closing) return false;
+        if (p.closing) return false;  // the peer is going away: no feedback wanted
       }
     }
     fresh_batch();
@@ -539,30 +580,39 @@ bool GrpcTransport::Impl::pump(Peer& p, grpc::ClientWriter<pb::Batch>& stream, g
       work.swap(p.queue);
       p.queued_bytes = 0;
     }
+    report_refused_snapshots(p);
+    // A message stays at the front of `work` until it is in `batch` or being chunked, so a
+    // failed write accounts for it exactly once.
     while (!work.empty()) {
-      Message m = std::move(work.front());
-      work.pop_front();
-      std::string enc = codec::encode(m);
+      const MessageType type = work.front().type;
+      const bool is_snap = type == MessageType::kSnap;
+      std::string enc = codec::encode(work.front());
       if (enc.size() > opt_.max_message_bytes) {
+        work.pop_front();
         inc(p.dropped_oversized);
+        if (is_snap) report_snapshots(p, 1, false);
         if (auto n = refuse_log_.allow(); n >= 0) {
           spdlog::error("transport: node {} dropped a {} message of {} bytes to peer {} "
                         "(max_message_bytes {}; {} similar messages suppressed)",
-                        opt_.self.value, to_string(m.type), enc.size(), p.id.value,
+                        opt_.self.value, to_string(type), enc.size(), p.id.value,
                         opt_.max_message_bytes, n);
         }
         continue;
       }
       if (enc.size() + kEntryOverheadBytes > opt_.max_batch_bytes) {
-        if (!flush() || !send_chunked(enc)) return false;
+        if (!flush()) return false;
+        work.pop_front();
+        if (!send_chunked(enc, is_snap)) return false;
         continue;
       }
       // Count each entry's protobuf framing too (tag + length varint), so that a batch of many
       // tiny messages also stays under the cap.
       const size_t framed = enc.size() + kEntryOverheadBytes;
       if (batch_bytes + framed > opt_.max_batch_bytes && !flush()) return false;
+      work.pop_front();
       batch_bytes += framed;
       ++batch_msgs;
+      if (is_snap) ++batch_snaps;
       batch.add_messages(std::move(enc));
     }
     if (!flush()) return false;
@@ -809,6 +859,7 @@ void GrpcTransport::add_peer(NodeId id, std::string address) { impl_->add_peer(i
 void GrpcTransport::remove_peer(NodeId id) { impl_->remove_peer(id); }
 void GrpcTransport::send(std::vector<Message> msgs) { impl_->send(std::move(msgs)); }
 void GrpcTransport::stop() { impl_->stop(); }
+void GrpcTransport::set_feedback(DeliveryFeedback feedback) { impl_->set_feedback(std::move(feedback)); }
 int GrpcTransport::listen_port() const { return impl_->listen_port(); }
 TransportStats GrpcTransport::stats() const { return impl_->stats(); }
 

@@ -82,6 +82,10 @@ class GrpcTransport final : public Transport {
   void remove_peer(NodeId id) override;
   void send(std::vector<Message> msgs) override;
   void stop() override;
+  // unreachable: on a failed connection attempt and when a broken write loses messages.
+  // snapshot_sent: once per kSnap message, after its last byte is written (ok) or when it is
+  // lost to a full queue, an oversize refusal or a broken link (!ok).
+  void set_feedback(DeliveryFeedback feedback) override;
 
   // The port the server listens on, valid after start().
   int listen_port() const;

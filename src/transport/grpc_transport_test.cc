@@ -495,6 +495,55 @@ TEST_F(GrpcTransportTest, FullQueueDropsAndCountsWithoutBlocking) {
   EXPECT_EQ(a.t->stats().dropped_unknown_peer, 1u);
 }
 
+// Collects DeliveryFeedback calls.
+struct FeedbackLog {
+  std::atomic<int> unreachable{0}, snap_ok{0}, snap_lost{0};
+  DeliveryFeedback feedback() {
+    return DeliveryFeedback{[this](NodeId) { unreachable.fetch_add(1); },
+                            [this](NodeId, bool ok) { (ok ? snap_ok : snap_lost).fetch_add(1); }};
+  }
+};
+
+Message small_snap(uint64_t from, uint64_t to) {
+  Message m;
+  m.type = MessageType::kSnap;
+  m.from = NodeId(from);
+  m.to = NodeId(to);
+  m.term = Term(1);
+  m.snapshot.metadata.index = LogIndex(10);
+  m.snapshot.data = "image";
+  return m;
+}
+
+TEST_F(GrpcTransportTest, FeedbackReportsUnreachablePeersAndLostSnapshots) {
+  GrpcTransportOptions o;
+  o.max_queue_messages = 3;
+  Node a(1, o);
+  FeedbackLog log;
+  a.t->set_feedback(log.feedback());
+  a.t->add_peer(NodeId(2), local(free_port()));  // nobody listens
+  a.start();
+  a.t->send({msg(1, 2, 1), msg(1, 2, 2), msg(1, 2, 3), small_snap(1, 2)});  // the snap is dropped
+  EXPECT_EQ(log.snap_lost.load(), 0);  // never reported from inside send()
+  ASSERT_TRUE(wait_until([&] { return log.unreachable >= 2 && log.snap_lost == 1; }));
+  EXPECT_EQ(log.snap_ok.load(), 0);
+}
+
+TEST_F(GrpcTransportTest, FeedbackReportsSnapshotsWritten) {
+  Node a(1), b(2);
+  FeedbackLog log;
+  a.t->set_feedback(log.feedback());
+  a.start();
+  b.start();
+  a.t->add_peer(NodeId(2), b.address());
+  Message big = small_snap(1, 2);
+  big.snapshot.data.assign(3u << 20, 'z');  // chunked
+  a.t->send({small_snap(1, 2), msg(1, 2, 2), big});
+  ASSERT_TRUE(wait_until([&] { return b.sink.count_from(1) == 3 && log.snap_ok == 2; }));
+  EXPECT_EQ(log.snap_lost.load(), 0);
+  EXPECT_EQ(log.unreachable.load(), 0);
+}
+
 TEST_F(GrpcTransportTest, ByteBoundOnTheQueue) {
   GrpcTransportOptions o;
   o.max_queue_bytes = 1 << 20;

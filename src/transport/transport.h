@@ -58,6 +58,17 @@ struct TransportStats {
   uint64_t streams_superseded = 0;    // older streams ended because the sender opened a new one
 };
 
+// Delivery feedback for the Raft core (RawNode::report_unreachable / report_snapshot). Both
+// members are optional. They run on transport threads, never inside send(); they must be quick
+// and must not call stop(). Implementations that cannot tell never call them.
+struct DeliveryFeedback {
+  // Messages to `peer` were lost because the link is down or broke.
+  std::function<void(NodeId peer)> unreachable;
+  // A kSnap message to `peer` was handed in full to the link (ok; not yet a proof of receipt)
+  // or was lost (!ok).
+  std::function<void(NodeId peer, bool ok)> snapshot_sent;
+};
+
 class Transport {
  public:
   using Handler = std::function<void(Message)>;
@@ -74,6 +85,8 @@ class Transport {
   virtual void send(std::vector<Message> msgs) = 0;
   // Closes everything and joins the transport's threads.
   virtual void stop() = 0;
+  // Installs delivery feedback; call before start(). The default ignores it.
+  virtual void set_feedback(DeliveryFeedback feedback) { (void)feedback; }
   // A snapshot of the counters, for metrics. Thread-safe. The default reports nothing.
   virtual TransportStats stats() const { return {}; }
 };
