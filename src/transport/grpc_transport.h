@@ -11,10 +11,12 @@
 // messages queued meanwhile wait (up to the queue bound) and messages in a failed write are lost.
 //
 // The receiving side refuses, counts and closes:
-//   cluster id mismatch             -> FAILED_PRECONDITION, refused_cluster_id
-//   undecodable message / bad chunk -> INVALID_ARGUMENT,    decode_errors
-//   from/to not matching the link   -> INVALID_ARGUMENT,    refused_identity
+//   cluster id mismatch                          -> FAILED_PRECONDITION, refused_cluster_id
+//   unparseable Batch / undecodable message / bad chunk -> INVALID_ARGUMENT, decode_errors
+//   from/to not matching the link                -> INVALID_ARGUMENT,    refused_identity
+//   an older stream of a sender that has a newer one -> ABORTED,        streams_superseded
 // Only that stream is closed; the server keeps serving every other peer.
+// docs/transport.md has the whole picture.
 #pragma once
 
 #include <chrono>
