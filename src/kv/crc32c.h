@@ -1,25 +1,23 @@
-// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum etcd's HashKV uses
-// (Go: crc32.New(crc32.MakeTable(crc32.Castagnoli))). Software table implementation.
+// CRC-32C (Castagnoli), the checksum etcd's HashKV uses (Go: crc32.MakeTable(crc32.Castagnoli)).
+// An incremental wrapper over the storage layer's implementation (hardware when available).
 #pragma once
 
 #include <cstdint>
 #include <string_view>
 
+#include "storage/crc32c.h"
+
 namespace balsa::kv {
 
 class Crc32c {
  public:
-  void update(std::string_view bytes);
-  uint32_t value() const { return ~state_; }
+  void update(std::string_view bytes) { crc_ = crc32c_extend(crc_, bytes.data(), bytes.size()); }
+  uint32_t value() const { return crc_; }
 
  private:
-  uint32_t state_ = ~uint32_t{0};
+  uint32_t crc_ = 0;
 };
 
-inline uint32_t crc32c(std::string_view bytes) {
-  Crc32c c;
-  c.update(bytes);
-  return c.value();
-}
+using balsa::crc32c;
 
 }  // namespace balsa::kv
