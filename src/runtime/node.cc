@@ -24,15 +24,18 @@ const char* to_string(NodeError e) {
 }
 
 struct Node::Input {
-  enum class Kind : uint8_t { kMessage, kPropose, kRead, kTransfer };
+  enum class Kind : uint8_t { kMessage, kPropose, kRead, kTransfer, kUnreachable, kSnapshotSent };
   Kind kind;
   Message msg;
   std::string command;
   CommandCallback done;
   NodeId target;
+  bool ok = false;
 };
 
 namespace {
+// Metric durations measure real work, so they read the steady clock; everything that affects
+// behaviour (deadlines, ticks) reads the executor's clock.
 using Clock = std::chrono::steady_clock;
 
 // The envelope around a user command: origin node and request number, so the node that took
@@ -72,6 +75,8 @@ bool unwrap(std::string_view data, Envelope* env) {
 
 Node::Node(NodeOptions options, DurableLog& log, StateMachine& sm, Transport& transport)
     : opt_(std::move(options)), log_(log), sm_(sm), transport_(transport) {
+  if (opt_.executor == nullptr) own_executor_ = std::make_unique<ThreadExecutor>();
+  exec_ = opt_.executor != nullptr ? opt_.executor : own_executor_.get();
   // Restart: the state machine starts from the latest snapshot; the core then hands out the
   // committed entries after it again.
   const Snapshot snap = log_.snapshot();
@@ -94,7 +99,7 @@ Node::Node(NodeOptions options, DurableLog& log, StateMachine& sm, Transport& tr
   cfg.forward_proposals = true;
   cfg.seed = opt_.seed != 0 ? opt_.seed
                             : opt_.id.value * 0x9e3779b97f4a7c15ULL ^
-                                  static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+                                  static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   raw_ = std::make_unique<RawNode>(cfg, &log_);
   status_.id = opt_.id;
 }
@@ -103,11 +108,19 @@ Node::~Node() { stop(); }
 
 void Node::start() {
   if (started_.exchange(true)) return;
+  transport_.set_feedback(DeliveryFeedback{
+      [this](NodeId peer) { enqueue(Input{Input::Kind::kUnreachable, {}, {}, {}, peer}); },
+      [this](NodeId peer, bool ok) { enqueue(Input{Input::Kind::kSnapshotSent, {}, {}, {}, peer, ok}); },
+  });
   transport_.start([this](Message m) {
     Input in{Input::Kind::kMessage, std::move(m), {}, {}, {}};
     enqueue(std::move(in));
   });
-  loop_thread_ = std::thread([this] { loop(); });
+  if (own_executor_) own_executor_->start();
+  next_tick_ = exec_->now() + opt_.tick_interval;
+  exec_->post_at(next_tick_, [this, alive = alive_] {
+    if (*alive) on_tick();
+  });
 }
 
 void Node::stop() {
@@ -116,10 +129,12 @@ void Node::stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  cv_.notify_all();
-  if (loop_thread_.joinable()) loop_thread_.join();
+  // With the owned executor, stop() joins its thread: no task runs after this line. With an
+  // external one, the caller guarantees no task of ours runs concurrently (executor.h).
+  if (own_executor_) own_executor_->stop();
+  alive_->store(false);
   transport_.stop();
-  // Work that arrived after the loop exited (or before it started).
+  // Work that arrived but was never drained.
   std::vector<Input> left;
   {
     std::lock_guard lk(mu_);
@@ -135,7 +150,13 @@ void Node::enqueue(Input in) {
     std::lock_guard lk(mu_);
     if (!stopping_) {
       inbox_.push_back(std::move(in));
-      if (inbox_.size() == 1) cv_.notify_one();
+      if (!drain_posted_) {
+        // One drain task takes everything that queued meanwhile: proposals batch naturally.
+        drain_posted_ = true;
+        exec_->post([this, alive = alive_] {
+          if (*alive) drain();
+        });
+      }
       return;
     }
   }
@@ -174,40 +195,50 @@ NodeStatus Node::status() const {
 // ---------------------------------------------------------------------------------------------
 // The loop thread
 
-void Node::loop() {
-  auto next_tick = Clock::now() + opt_.tick_interval;
-  std::vector<Input> inputs;
-  while (true) {
-    {
-      std::unique_lock lk(mu_);
-      cv_.wait_until(lk, next_tick, [&] { return stopping_ || !inbox_.empty(); });
-      if (stopping_) break;
-      inputs.swap(inbox_);
-    }
-    if (failed_) {
-      for (Input& in : inputs)
-        if (in.done) in.done(CommandResult{NodeError::kStopped, {}, {}, {}});
-      inputs.clear();
-      continue;
-    }
-    try {
-      handle_inputs(inputs);
-      inputs.clear();
-      const auto now = Clock::now();
-      if (now >= next_tick) {
-        raw_->tick();
-        next_tick += opt_.tick_interval;
-        if (next_tick < now) next_tick = now + opt_.tick_interval;  // we fell behind: don't burst
-        expire(now);
-      }
-      while (raw_->has_ready()) handle_ready();
-      publish_status();
-    } catch (const StorageFatalError& e) {
-      fatal(e.what());
-    } catch (const IoError& e) {
-      fatal(e.what());
-    }
+void Node::run_guarded(const std::function<void()>& body) {
+  try {
+    body();
+    process_readies();
+  } catch (const StorageFatalError& e) {
+    fatal(e.what());
+  } catch (const IoError& e) {
+    fatal(e.what());
   }
+}
+
+void Node::drain() {
+  std::vector<Input> inputs;
+  {
+    std::lock_guard lk(mu_);
+    drain_posted_ = false;
+    if (stopping_) return;
+    inputs.swap(inbox_);
+  }
+  if (failed_) {
+    for (Input& in : inputs)
+      if (in.done) in.done(CommandResult{NodeError::kStopped, {}, {}, {}});
+    return;
+  }
+  run_guarded([&] { handle_inputs(inputs); });
+}
+
+void Node::on_tick() {
+  const TimePoint now = exec_->now();
+  next_tick_ += opt_.tick_interval;
+  if (next_tick_ <= now) next_tick_ = now + opt_.tick_interval;  // we fell behind: don't burst
+  exec_->post_at(next_tick_, [this, alive = alive_] {
+    if (*alive) on_tick();
+  });
+  if (failed_) return;
+  run_guarded([&] {
+    raw_->tick();
+    expire(now);
+  });
+}
+
+void Node::process_readies() {
+  while (raw_->has_ready()) handle_ready();
+  publish_status();
 }
 
 void Node::handle_inputs(std::vector<Input>& inputs) {
@@ -215,7 +246,7 @@ void Node::handle_inputs(std::vector<Input>& inputs) {
   std::vector<std::string> batch;
   std::vector<uint64_t> batch_ids;
   std::vector<CommandCallback> read_batch;
-  const auto deadline = Clock::now() + opt_.request_timeout;
+  const auto deadline = exec_->now() + opt_.request_timeout;
   const uint64_t refused_before = raw_->stats().invalid + raw_->stats().non_member + raw_->stats().stale_term;
   for (Input& in : inputs) {
     switch (in.kind) {
@@ -234,6 +265,12 @@ void Node::handle_inputs(std::vector<Input>& inputs) {
         break;
       case Input::Kind::kTransfer:
         raw_->transfer_leadership(in.target);
+        break;
+      case Input::Kind::kUnreachable:
+        raw_->report_unreachable(in.target);
+        break;
+      case Input::Kind::kSnapshotSent:
+        raw_->report_snapshot(in.target, in.ok);
         break;
     }
   }
@@ -263,6 +300,12 @@ void Node::handle_inputs(std::vector<Input>& inputs) {
         }
       }
     }
+  }
+  if (!read_batch.empty() && opt_.planted_bug == NodeBug::kStaleReads) {
+    // Planted defect: whatever this node has applied is served as if it were current.
+    const LogIndex applied = raw_->raft().log().applied();
+    for (auto& done : read_batch) done(CommandResult{NodeError::kOk, {}, raw_->raft().leader(), applied});
+    read_batch.clear();
   }
   if (!read_batch.empty()) {
     // All reads that arrived together share one ReadIndex round.
@@ -397,7 +440,7 @@ void Node::maybe_snapshot() {
                std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
 }
 
-void Node::expire(Clock::time_point now) {
+void Node::expire(TimePoint now) {
   for (auto it = proposals_.begin(); it != proposals_.end();) {
     if (it->second.deadline > now) {
       ++it;

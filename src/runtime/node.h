@@ -6,10 +6,12 @@
 //     -> send acks that promised durability -> commit -> StateMachine::apply (batch)
 //     -> the proposer's callback gets the state machine's result.
 //
-// Threads: one loop thread owns the RawNode, the DurableLog and the StateMachine's apply, and
-// ticks the core on its own schedule; the transport's threads only enqueue. Public methods
-// are thread-safe and never block on I/O. Callbacks run on the loop thread: they must be quick
-// (complete an RPC, fulfil a promise), never block.
+// Threads: all of the node's work runs as tasks on one serial Executor (runtime/executor.h):
+// by default a ThreadExecutor the node owns (one "loop" thread), in the simulator an executor
+// on virtual time. Those tasks own the RawNode, the DurableLog and the StateMachine's apply,
+// and tick the core on the executor's clock; the transport's threads and callers only enqueue.
+// Public methods are thread-safe and never block on I/O. Callbacks run on the executor: they
+// must be quick (complete an RPC, fulfil a promise), never block.
 //
 // Proposals carry an envelope (origin node, request number), so a proposal forwarded from a
 // follower completes on the follower when it applies the entry. A proposal that cannot finish
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "core/raw_node.h"
+#include "runtime/executor.h"
 #include "runtime/metrics.h"
 #include "runtime/state_machine.h"
 #include "storage/durable_log.h"
@@ -58,6 +61,13 @@ struct CommandResult {
 };
 using CommandCallback = std::function<void(CommandResult)>;
 
+// Deliberate defects, for showing that the simulator's checkers catch them. Never set in
+// production: each one breaks a guarantee.
+enum class NodeBug : uint8_t {
+  kNone = 0,
+  kStaleReads,  // read_index completes at once from local state, with no quorum round
+};
+
 struct NodeOptions {
   NodeId id;
   std::vector<NodeId> voters;  // the initial cluster (used when the data dir is new)
@@ -76,6 +86,11 @@ struct NodeOptions {
   uint64_t seed = 0;  // election randomization; 0 = from the node id and the clock
   // Called (on the loop thread) when storage fails: the node has stopped. Default: log, abort.
   std::function<void(const std::string&)> on_fatal;
+  // Where the node's work runs. Null: the node owns a ThreadExecutor (one thread, steady
+  // clock). Otherwise it must be serial (executor.h), outlive the node, and never run a task
+  // of this node concurrently with its destructor (the simulator's executor is one thread).
+  Executor* executor = nullptr;
+  NodeBug planted_bug = NodeBug::kNone;
 };
 
 struct NodeStatus {
@@ -98,10 +113,11 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Starts the loop and ticker threads and the transport.
+  // Starts the executor (if owned), the ticker and the transport.
   void start();
-  // Stops accepting work, fails everything pending with kStopped, joins the threads, stops
-  // the transport. Idempotent.
+  // Stops accepting work, fails everything pending with kStopped, stops the owned executor
+  // (joining its thread) and the transport. Idempotent. With an external executor, tasks
+  // still queued for this node become no-ops.
   void stop();
 
   // Replicates a command; `done` gets the state machine's result once applied here.
@@ -115,20 +131,24 @@ class Node {
   const NodeMetrics& metrics() const { return metrics_; }
 
  private:
+  using TimePoint = Executor::TimePoint;
   struct Pending {
     CommandCallback done;
-    std::chrono::steady_clock::time_point deadline;
+    TimePoint deadline;
     LogIndex index;  // where it was appended (0 while unknown: forwarded)
     Term term;
   };
   struct Input;
 
-  void loop();
+  void drain();
+  void on_tick();
+  void run_guarded(const std::function<void()>& body);
+  void process_readies();
   void handle_inputs(std::vector<Input>& inputs);
   void handle_ready();
   void apply(std::vector<Entry>& committed);
   void maybe_snapshot();
-  void expire(std::chrono::steady_clock::time_point now);
+  void expire(TimePoint now);
   void fail_all(NodeError error);
   void fatal(const std::string& why);
   void publish_status();
@@ -140,18 +160,23 @@ class Node {
   Transport& transport_;
   std::unique_ptr<RawNode> raw_;
 
-  std::mutex mu_;  // guards inbox_, stopping_, status_
-  std::condition_variable cv_;
+  std::unique_ptr<ThreadExecutor> own_executor_;
+  Executor* exec_;
+  // Tasks check it before touching the node: false once stop() began.
+  std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
+
+  std::mutex mu_;  // guards inbox_, drain_posted_, stopping_
   std::vector<Input> inbox_;
+  bool drain_posted_ = false;
   bool stopping_ = false;
   NodeStatus status_;
   mutable std::mutex status_mu_;
 
-  std::thread loop_thread_;
   std::atomic<bool> started_{false};
   std::atomic<bool> failed_{false};
 
-  // Loop-thread state.
+  // Executor-task state.
+  TimePoint next_tick_;
   uint64_t next_request_ = 1;
   std::unordered_map<uint64_t, Pending> proposals_;  // by request number
   std::unordered_map<std::string, std::vector<Pending>> reads_;  // by read context (a batch)
