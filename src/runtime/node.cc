@@ -350,6 +350,19 @@ void Node::handle_ready() {
     sm_.restore_snapshot(src, rd.snapshot->metadata.index);
     last_snapshot_ = rd.snapshot->metadata.index;
     metrics_.snapshots_restored++;
+    // Proposals appended here at or below the snapshot never pass through apply(): the snapshot
+    // may or may not contain them, so their outcome is unknown (found by balsa-sim-node: these
+    // were once reported as kLeadershipLost although the new leader had committed them).
+    for (auto it = proposals_.begin(); it != proposals_.end();) {
+      Pending& p = it->second;
+      if (p.index.value == 0 || p.index > rd.snapshot->metadata.index) {
+        ++it;
+        continue;
+      }
+      metrics_.proposals_failed++;
+      p.done(CommandResult{NodeError::kTimeout, {}, raw_->raft().leader(), p.index});
+      it = proposals_.erase(it);
+    }
     spdlog::info("raft: node {} restored snapshot at index {}", opt_.id.value, rd.snapshot->metadata.index.value);
   }
   if (!rd.entries.empty() || rd.hard_state) {

@@ -44,7 +44,8 @@ enum class NodeError : uint8_t {
   kOk = 0,
   kNotLeader,       // refused: this node is not the leader and cannot forward (hint in leader)
   kNoLeader,        // no leader is known right now (an election is under way)
-  kTimeout,         // not finished within the deadline; the command may still apply later
+  kTimeout,         // outcome unknown: not seen to apply by the deadline, or a snapshot from the
+                    // leader replaced the log where it was; it may have applied or may still apply
   kLeadershipLost,  // the entry was overwritten by a new leader: it did not apply
   kDropped,         // refused by the leader (transfer in progress, too much uncommitted data)
   kTooLarge,        // bigger than the maximum request size
