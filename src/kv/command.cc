@@ -36,6 +36,13 @@ kvpb::KvCommand make_command(uint64_t request_id, const pb::CompactionRequest& r
   return c;
 }
 
+kvpb::KvCommand make_command(uint64_t request_id, const kvpb::MemberAttributes& attrs) {
+  kvpb::KvCommand c;
+  c.set_request_id(request_id);
+  *c.mutable_member_attributes() = attrs;
+  return c;
+}
+
 bool decode_command(std::string_view bytes, kvpb::KvCommand* cmd) {
   if (!cmd->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
   return cmd->request_case() != kvpb::KvCommand::REQUEST_NOT_SET;
@@ -54,6 +61,7 @@ kvpb::KvResult execute_command(MvccStore& store, const kvpb::KvCommand& cmd) {
     case kvpb::KvCommand::kCompaction:
       r = store.compact(cmd.compaction(), out.mutable_compaction());
       break;
+    case kvpb::KvCommand::kMemberAttributes: r.revision = store.current_revision(); break;
     case kvpb::KvCommand::REQUEST_NOT_SET: r.status = errors::malformed_command(); break;
   }
   if (!r.ok()) {

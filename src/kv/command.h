@@ -30,11 +30,13 @@ kvpb::KvCommand make_command(uint64_t request_id, const pb::PutRequest& req);
 kvpb::KvCommand make_command(uint64_t request_id, const pb::DeleteRangeRequest& req);
 kvpb::KvCommand make_command(uint64_t request_id, const pb::TxnRequest& req);
 kvpb::KvCommand make_command(uint64_t request_id, const pb::CompactionRequest& req);
+kvpb::KvCommand make_command(uint64_t request_id, const kvpb::MemberAttributes& attrs);
 
 // False if `bytes` is not a KvCommand with a request set.
 bool decode_command(std::string_view bytes, kvpb::KvCommand* cmd);
 
 // Applies one decoded command to `store` and describes the outcome. Deterministic.
+// MemberAttributes leaves the store alone (KvStateMachine keeps them): OK at the current revision.
 kvpb::KvResult execute_command(MvccStore& store, const kvpb::KvCommand& cmd);
 
 std::string encode_result(const kvpb::KvResult& result);

@@ -8,8 +8,39 @@
 
 namespace balsa::kv {
 namespace {
-constexpr std::string_view kMagic = "BALSASM1";
+constexpr std::string_view kMagicV1 = "BALSASM1";  // no member section
+constexpr std::string_view kMagic = "BALSASM2";
+
+void put_u32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
+void put_str(std::string* out, const std::string& s) {
+  put_u32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+void read_exact(ByteSource& in, char* buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const size_t k = in.read(buf + got, n - got);
+    if (k == 0) throw std::runtime_error("kv snapshot: truncated");
+    got += k;
+  }
+}
+uint64_t get_le(ByteSource& in, int bytes) {
+  char b[8];
+  read_exact(in, b, static_cast<size_t>(bytes));
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= uint64_t{static_cast<unsigned char>(b[i])} << (8 * i);
+  return v;
+}
+std::string get_str(ByteSource& in) {
+  const uint64_t n = get_le(in, 4);
+  if (n > (1u << 20)) throw std::runtime_error("kv snapshot: member string too long");
+  std::string s(n, '\0');
+  read_exact(in, s.data(), n);
+  return s;
+}
+}  // namespace
 
 KvStateMachine::KvStateMachine(MvccStore::Options options)
     : store_(options), options_(std::move(options)) {}
@@ -26,6 +57,7 @@ void KvStateMachine::apply(std::span<const Entry> entries, std::vector<std::stri
       if (decode_command(e.data, &cmd)) {
         std::unique_lock lock(mu_);
         result = execute_command(store_, cmd);
+        if (cmd.has_member_attributes()) members_[cmd.member_attributes().member_id()] = cmd.member_attributes();
         applied_.store(e.index.value, std::memory_order_release);
       } else {
         result.set_code(static_cast<int32_t>(errors::malformed_command().code));
@@ -49,6 +81,13 @@ void KvStateMachine::save_snapshot(ByteSink& out) {
   std::string header(kMagic);
   const uint64_t applied = applied_.load(std::memory_order_acquire);
   for (int i = 0; i < 8; ++i) header.push_back(static_cast<char>(applied >> (8 * i)));
+  put_u32(&header, static_cast<uint32_t>(members_.size()));
+  for (const auto& [id, m] : members_) {
+    for (int i = 0; i < 8; ++i) header.push_back(static_cast<char>(id >> (8 * i)));
+    put_str(&header, m.name());
+    put_u32(&header, static_cast<uint32_t>(m.client_urls_size()));
+    for (const auto& u : m.client_urls()) put_str(&header, u);
+  }
   out.write(header);
   store_.save(out);
 }
@@ -61,16 +100,32 @@ void KvStateMachine::restore_snapshot(ByteSource& in, LogIndex index) {
     if (n == 0) throw std::runtime_error("kv snapshot: truncated header");
     got += n;
   }
-  if (std::string_view(header, 8) != kMagic) throw std::runtime_error("kv snapshot: bad magic");
+  const std::string_view magic(header, 8);
+  if (magic != kMagic && magic != kMagicV1) throw std::runtime_error("kv snapshot: bad magic");
   uint64_t applied = 0;
   for (int i = 0; i < 8; ++i) applied |= uint64_t{static_cast<unsigned char>(header[8 + i])} << (8 * i);
   if (applied != index.value) {
     throw std::runtime_error("kv snapshot: image taken at another index");
   }
+  std::map<uint64_t, kvpb::MemberAttributes> members;
+  if (magic == kMagic) {
+    const uint64_t count = get_le(in, 4);
+    if (count > 4096) throw std::runtime_error("kv snapshot: too many members");
+    for (uint64_t k = 0; k < count; ++k) {
+      kvpb::MemberAttributes m;
+      m.set_member_id(get_le(in, 8));
+      m.set_name(get_str(in));
+      const uint64_t urls = get_le(in, 4);
+      if (urls > 4096) throw std::runtime_error("kv snapshot: too many client URLs");
+      for (uint64_t u = 0; u < urls; ++u) m.add_client_urls(get_str(in));
+      members[m.member_id()] = std::move(m);
+    }
+  }
   MvccStore fresh(options_);
   fresh.restore(in);  // parse and validate outside the lock
   std::unique_lock lock(mu_);
   store_ = std::move(fresh);
+  members_ = std::move(members);
   applied_.store(index.value, std::memory_order_release);
 }
 
@@ -89,6 +144,13 @@ Result KvStateMachine::events(std::string_view key, std::string_view range_end,
                               std::vector<mvccpb::Event>* out) const {
   std::shared_lock lock(mu_);
   return store_.events(key, range_end, start_revision, end_revision, limit, out);
+}
+
+std::vector<kvpb::MemberAttributes> KvStateMachine::members() const {
+  std::shared_lock lock(mu_);
+  std::vector<kvpb::MemberAttributes> out;
+  for (const auto& [id, m] : members_) out.push_back(m);
+  return out;
 }
 
 KvStateMachine::Revisions KvStateMachine::revisions() const {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <cstdint>
 #include <shared_mutex>
 #include <span>
@@ -35,7 +36,9 @@ class KvStateMachine final : public StateMachine {
   // ---- balsa::StateMachine ---------------------------------------------------------------------
   void apply(std::span<const Entry> entries, std::vector<std::string>* results) override;
   LogIndex applied_index() const override;
-  // Image: "BALSASM1", u64 applied index (little-endian), then MvccStore::save's image.
+  // Image: "BALSASM2", u64 applied index (little-endian), u32 member count, per member
+  // u64 id, u32-length-prefixed name, u32 URL count, u32-length-prefixed URLs; then
+  // MvccStore::save's image. "BALSASM1" images (no member section) still restore.
   void save_snapshot(ByteSink& out) override;
   // Throws std::runtime_error on a malformed image or one taken at another index; the
   // state is then unchanged.
@@ -57,6 +60,9 @@ class KvStateMachine final : public StateMachine {
   };
   Revisions revisions() const;
 
+  // Attributes members published (MemberAttributes commands), by member id.
+  std::vector<kvpb::MemberAttributes> members() const;
+
   // Runs f(const MvccStore&) under the shared lock (tests, tools, future read RPCs).
   template <typename F>
   auto read(F&& f) const {
@@ -67,6 +73,7 @@ class KvStateMachine final : public StateMachine {
  private:
   mutable std::shared_mutex mu_;
   MvccStore store_;                   // guarded by mu_
+  std::map<uint64_t, kvpb::MemberAttributes> members_;  // guarded by mu_
   MvccStore::Options options_;
   std::atomic<uint64_t> applied_{0};  // written by the apply thread only
 };
