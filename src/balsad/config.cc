@@ -1,5 +1,7 @@
 #include "balsad/config.h"
 
+#include "balsad/sha1.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -57,35 +59,29 @@ HostPort parse_url(const std::string& url) {
   return hp;
 }
 
-namespace {
-// FNV-1a 64, then a splitmix finalizer so close inputs give unrelated ids.
-uint64_t hash64(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h == 0 ? 1 : h;
-}
-}  // namespace
-
-uint64_t member_id_for(const std::string& name, const std::string& token) {
-  return hash64("member:" + name + ":" + token);
+uint64_t member_id_for(std::vector<std::string> peer_urls, const std::string& token) {
+  std::sort(peer_urls.begin(), peer_urls.end());
+  std::string b;
+  for (const auto& u : peer_urls) b += u;
+  b += token;
+  return sha1_prefix64(b);
 }
 
-uint64_t cluster_id_for(const std::string& token, std::vector<uint64_t> member_ids) {
+uint64_t cluster_id_for(std::vector<uint64_t> member_ids) {
   std::sort(member_ids.begin(), member_ids.end());
-  std::string s = "cluster:" + token;
-  for (uint64_t id : member_ids) s += fmt::format(":{:016x}", id);
-  return hash64(s);
+  std::string b;
+  for (uint64_t id : member_ids)
+    for (int i = 7; i >= 0; --i) b.push_back(static_cast<char>(id >> (8 * i)));
+  return sha1_prefix64(b);
 }
 
 std::string hex_id(uint64_t id) { return fmt::format("{:x}", id); }
+
+const Member* Cluster::find(uint64_t member_id) const {
+  for (const Member& m : members)
+    if (m.member_id == member_id) return &m;
+  return nullptr;
+}
 
 uint64_t Cluster::member_id_of(NodeId id) const {
   for (const Member& m : members)
@@ -129,7 +125,6 @@ Cluster resolve(Config& cfg) {
   if (!cfg.listen_metrics_urls.empty()) check_urls("listen-metrics-urls", cfg.listen_metrics_urls);
 
   Cluster c;
-  std::set<std::string> names;
   bool found = false;
   for (const std::string& item : split(cfg.initial_cluster, ',')) {
     const size_t eq = item.find('=');
@@ -150,12 +145,20 @@ Cluster resolve(Config& cfg) {
     }
     Member m;
     m.name = name;
-    m.node_id = NodeId(c.members.size() + 1);
-    m.member_id = member_id_for(name, cfg.initial_cluster_token);
     m.peer_urls.push_back(url);
     c.members.push_back(std::move(m));
   }
   if (c.members.empty()) throw bad("initial-cluster", "is empty");
+  std::set<std::string> seen_urls;
+  for (Member& m : c.members) {
+    for (const auto& u : m.peer_urls)
+      if (!seen_urls.insert(u).second)
+        throw bad("initial-cluster", fmt::format("peer URL {} appears more than once", u));
+    m.member_id = member_id_for(m.peer_urls, cfg.initial_cluster_token);
+    m.node_id = NodeId(m.member_id);
+  }
+  std::sort(c.members.begin(), c.members.end(),
+            [](const Member& a, const Member& b) { return a.member_id < b.member_id; });
   for (size_t i = 0; i < c.members.size(); ++i) {
     if (c.members[i].name == cfg.name) {
       c.self = i;
@@ -178,7 +181,7 @@ Cluster resolve(Config& cfg) {
   me.client_urls = advertise_client;
   std::vector<uint64_t> ids;
   for (const Member& m : c.members) ids.push_back(m.member_id);
-  c.cluster_id = cluster_id_for(cfg.initial_cluster_token, ids);
+  c.cluster_id = cluster_id_for(ids);
   return c;
 }
 

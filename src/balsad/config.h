@@ -1,8 +1,10 @@
 // balsad configuration: etcd's flag names, URL parsing, member and cluster ids.
 //
-// Ids follow etcd's idea (not its exact bytes): a member id is a stable 64-bit hash of the
-// member's name and the cluster token; the cluster id is a hash of the token and the sorted
-// member ids. The Raft NodeId of a member is its position in --initial-cluster plus one.
+// Ids are etcd's, bit for bit: a member id is the first 8 bytes (big-endian) of SHA-1 over the
+// member's sorted peer URLs concatenated, then the cluster token; the cluster id is the same
+// over the sorted member ids (8 bytes big-endian each). So the ids do not depend on the order of
+// --initial-cluster, and a balsad member has the id etcd would give it. The Raft NodeId of a
+// member is its member id.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +28,10 @@ std::vector<std::string> split(const std::string& s, char sep);
 
 struct Member {
   std::string name;
-  NodeId node_id;                      // Raft id: index in --initial-cluster + 1
-  uint64_t member_id = 0;              // etcd-style member id
+  NodeId node_id;                      // Raft id: equal to member_id
+  uint64_t member_id = 0;              // etcd's member id
   std::vector<std::string> peer_urls;
-  std::vector<std::string> client_urls;  // known for this member only
+  std::vector<std::string> client_urls;  // from the flags for this member; others publish theirs
 };
 
 struct Config {
@@ -49,8 +51,9 @@ struct Config {
   std::string log_level = "info";
 };
 
-uint64_t member_id_for(const std::string& name, const std::string& token);
-uint64_t cluster_id_for(const std::string& token, std::vector<uint64_t> member_ids);
+// etcd's membership.newMember / RaftCluster.genID.
+uint64_t member_id_for(std::vector<std::string> peer_urls, const std::string& token);
+uint64_t cluster_id_for(std::vector<uint64_t> member_ids);
 
 // The resolved cluster: every member, this member's index, the cluster id.
 struct Cluster {
@@ -59,6 +62,7 @@ struct Cluster {
   size_t self = 0;
 
   const Member& me() const { return members[self]; }
+  const Member* find(uint64_t member_id) const;
   // 0 if `id` is not a member (e.g. kNoNode).
   uint64_t member_id_of(NodeId id) const;
 };

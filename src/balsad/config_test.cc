@@ -1,6 +1,9 @@
 #include "balsad/config.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include "balsad/sha1.h"
 
 namespace balsa::balsad {
 namespace {
@@ -29,19 +32,58 @@ TEST(Resolve, ThreeMembers) {
   Config ca = three("a"), cb = three("b");
   const Cluster a = resolve(ca), b = resolve(cb);
   ASSERT_EQ(a.members.size(), 3u);
-  EXPECT_EQ(a.self, 0u);
-  EXPECT_EQ(b.self, 1u);
-  EXPECT_EQ(b.me().node_id, NodeId(2));
+  EXPECT_EQ(a.me().name, "a");
+  EXPECT_EQ(b.me().name, "b");
+  EXPECT_EQ(b.me().node_id, NodeId(b.me().member_id));
   EXPECT_EQ(a.cluster_id, b.cluster_id);
   EXPECT_EQ(a.members[2].member_id, b.members[2].member_id);
   EXPECT_NE(a.members[0].member_id, a.members[1].member_id);
-  EXPECT_EQ(a.member_id_of(NodeId(3)), a.members[2].member_id);
+  EXPECT_EQ(a.member_id_of(a.members[2].node_id), a.members[2].member_id);
   EXPECT_EQ(a.member_id_of(kNoNode), 0u);
   EXPECT_EQ(ca.data_dir, "a.etcd");
+  // Members are listed by id, as etcd lists them.
+  EXPECT_LT(a.members[0].member_id, a.members[1].member_id);
+  EXPECT_LT(a.members[1].member_id, a.members[2].member_id);
   // Another token: other ids.
   Config other = three("a");
   other.initial_cluster_token = "tok2";
   EXPECT_NE(resolve(other).cluster_id, a.cluster_id);
+}
+
+TEST(Sha1, KnownVectors) {
+  auto hex = [](const std::array<uint8_t, 20>& d) {
+    std::string s;
+    for (uint8_t b : d) s += fmt::format("{:02x}", b);
+    return s;
+  };
+  EXPECT_EQ(hex(sha1("")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(hex(sha1("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(hex(sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  EXPECT_EQ(hex(sha1(std::string(1000, 'a'))), "291e9a6c66994949b57ba5e650361e98fc36b1ba");
+}
+
+// A default single etcd (name "default", peer URL http://localhost:2380, token etcd-cluster)
+// is member 8e9e05c52164694d of cluster cdf818194e3a8c32, as `etcdctl member list` shows.
+TEST(Resolve, EtcdIds) {
+  Config c;
+  c.initial_advertise_peer_urls = "http://localhost:2380";
+  const Cluster cl = resolve(c);
+  EXPECT_EQ(hex_id(cl.me().member_id), "8e9e05c52164694d");
+  EXPECT_EQ(hex_id(cl.cluster_id), "cdf818194e3a8c32");
+}
+
+// The order of --initial-cluster does not change any id.
+TEST(Resolve, OrderIndependent) {
+  Config a = three("b"), b = three("b");
+  b.initial_cluster = "c=http://127.0.0.1:3,b=http://127.0.0.1:2,a=http://127.0.0.1:1";
+  const Cluster ca = resolve(a), cb = resolve(b);
+  EXPECT_EQ(ca.cluster_id, cb.cluster_id);
+  EXPECT_EQ(ca.me().member_id, cb.me().member_id);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(ca.members[i].member_id, cb.members[i].member_id);
+    EXPECT_EQ(ca.members[i].name, cb.members[i].name);
+  }
 }
 
 TEST(Resolve, Errors) {
@@ -58,6 +100,9 @@ TEST(Resolve, Errors) {
   EXPECT_THROW(resolve(c), std::invalid_argument);
   c = three("a");
   c.initial_cluster = "a";
+  EXPECT_THROW(resolve(c), std::invalid_argument);
+  c = three("a");
+  c.initial_cluster += ",d=http://127.0.0.1:2";  // two members with one peer URL
   EXPECT_THROW(resolve(c), std::invalid_argument);
 }
 

@@ -4,10 +4,13 @@
 #include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -15,6 +18,7 @@
 
 #include "balsad/config.h"
 #include "balsad/server.h"
+#include "kv/command.h"
 #include "kv/kv_state_machine.h"
 #include "runtime/node.h"
 #include "storage/durable_log.h"
@@ -31,6 +35,30 @@ int64_t resident_memory_bytes() {
   int64_t pages = 0, resident = 0;
   statm >> pages >> resident;
   return resident * sysconf(_SC_PAGESIZE);
+}
+
+// <data-dir>/member/balsad-id names the member and cluster a data dir belongs to, so a restart
+// with flags that resolve to another member or cluster is refused instead of joining with a log
+// that is not its own. Written (and fsynced) before the first Raft log file.
+std::string identity_text(const Cluster& c) {
+  return "member_id=" + hex_id(c.me().member_id) + "\ncluster_id=" + hex_id(c.cluster_id) + "\nname=" + c.me().name +
+         "\n";
+}
+
+bool write_identity(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return false;
+  const std::string dir = path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/'));
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
 }
 
 const char* role_name(Role r) {
@@ -67,7 +95,9 @@ int main(int argc, char** argv) {
   app.add_option("--initial-cluster", cfg.initial_cluster,
                  "All members: name=http://host:port,... (default: <name>=<initial-advertise-peer-urls>)");
   app.add_option("--initial-cluster-state", cfg.initial_cluster_state,
-                 "new or existing. Both start from --initial-cluster; an existing data dir always wins")
+                 "new: bootstrap from --initial-cluster (or restart, if the data dir has a log). existing: "
+                 "restart from the data dir; refused when it is empty (joining as a new member, after "
+                 "'etcdctl member add', is not supported yet)")
       ->capture_default_str();
   app.add_option("--initial-cluster-token", cfg.initial_cluster_token,
                  "Cluster token: member and cluster ids are derived from it")
@@ -120,7 +150,48 @@ int main(int argc, char** argv) {
   PosixFileSystem fs;
   std::unique_ptr<DurableLog> log;
   try {
-    const std::string dir = path_join(path_join(cfg.data_dir, "member"), "raft");
+    const std::string member_dir = path_join(cfg.data_dir, "member");
+    const std::string dir = path_join(member_dir, "raft");
+    const std::string id_path = path_join(member_dir, "balsad-id");
+    const bool has_log = fs.exists(dir) && !fs.list(dir).empty();
+    const std::string identity = identity_text(cluster);
+    if (!has_log && cfg.initial_cluster_state == "existing") {
+      // etcd would ask the peers for the cluster and expect to find itself added with
+      // `etcdctl member add`; balsad has no runtime membership changes yet.
+      spdlog::critical("--initial-cluster-state=existing but the data dir {} holds no Raft log: joining a running "
+                       "cluster as a new member is not supported; restart this member with its old data dir, or "
+                       "bootstrap a new cluster with --initial-cluster-state=new",
+                       cfg.data_dir);
+      return 1;
+    }
+    if (has_log) {
+      std::ifstream in(id_path);
+      const std::string found((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (found.empty()) {
+        spdlog::critical("data dir {} has a Raft log but no member/balsad-id (an older balsad, whose member ids were "
+                         "--initial-cluster positions, wrote it); it cannot be reused",
+                         cfg.data_dir);
+        return 1;
+      }
+      if (found != identity) {
+        std::string was = found, now = identity;
+        std::replace(was.begin(), was.end(), '\n', ' ');
+        std::replace(now.begin(), now.end(), '\n', ' ');
+        spdlog::critical("data dir {} belongs to {}but the flags make this member {}(changed --name, "
+                         "--initial-cluster, --initial-cluster-token or peer URLs?); refusing to start",
+                         cfg.data_dir, was, now);
+        return 1;
+      }
+      if (cfg.initial_cluster_state == "new")
+        spdlog::info("data dir {} has a Raft log: restarting this member; --initial-cluster only names the peers",
+                     cfg.data_dir);
+    } else {
+      fs.create_dirs(member_dir);
+      if (!write_identity(id_path, identity)) {
+        spdlog::critical("cannot write {}: {}", id_path, std::strerror(errno));
+        return 1;
+      }
+    }
     fs.create_dirs(dir);
     log = DurableLog::open(fs, dir);
   } catch (const std::exception& e) {
@@ -208,6 +279,20 @@ int main(int argc, char** argv) {
     spdlog::info("serving /metrics and /health on {}", url);
   }
 
+  // This member's name and client URLs go through the log once per start (etcd's "publish"),
+  // so every member's MemberList shows them. Retried until it applies.
+  kvpb::MemberAttributes attrs;
+  attrs.set_member_id(me.member_id);
+  attrs.set_name(me.name);
+  for (const auto& u : me.client_urls) attrs.add_client_urls(u);
+  std::string publish_cmd;
+  if (!kv::encode_command(kv::make_command(0, attrs), &publish_cmd).ok()) {
+    spdlog::critical("client URLs too long to publish");
+    return 1;
+  }
+  auto published = std::make_shared<std::atomic<int>>(0);  // 0 to do, 1 in flight, 2 done
+  auto next_publish = std::chrono::steady_clock::now();
+
   // Main thread: wait for a signal; meanwhile log leader changes as etcd does (one line each).
   NodeId last_leader = kNoNode;
   Term last_term;
@@ -217,6 +302,15 @@ int main(int argc, char** argv) {
     sig = sigtimedwait(&sigs, nullptr, &ts);
     if (sig > 0) break;
     const NodeStatus st = node->status();
+    if (st.leader != kNoNode && published->load() == 0 && std::chrono::steady_clock::now() >= next_publish) {
+      published->store(1);
+      next_publish = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      node->propose(publish_cmd, [published, name = me.name](CommandResult r) {
+        if (r.ok()) spdlog::info("published name {} and client URLs to the cluster at index {}", name, r.index.value);
+        else spdlog::debug("publishing client URLs failed ({}); will retry", to_string(r.error));
+        published->store(r.ok() ? 2 : 0);
+      });
+    }
     if (st.leader != last_leader) {
       if (st.leader == kNoNode)
         spdlog::warn("raft.node: {} lost leader {} at term {}", hex_id(me.member_id),

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -263,12 +264,22 @@ class ClientServices::Impl {
                                          pb::MemberListResponse* resp) override {
       Impl* s = s_;
       s->fill_header(resp->mutable_header(), 0);
+      // Names and peer URLs come from --initial-cluster (the same on every member); client
+      // URLs from what each member published through the log (this member's own from its
+      // flags until its announcement applies). Listed by id, as etcd lists them.
+      const std::vector<::balsa::kvpb::MemberAttributes> published = s->sm_.members();
       for (const Member& m : s->cluster_.members) {
         pb::Member* out = resp->add_members();
         out->set_id(m.member_id);
         out->set_name(m.name);
         for (const auto& u : m.peer_urls) out->add_peerurls(u);
-        for (const auto& u : m.client_urls) out->add_clienturls(u);
+        auto it = std::find_if(published.begin(), published.end(),
+                               [&](const auto& a) { return a.member_id() == m.member_id; });
+        if (it != published.end()) {
+          for (const auto& u : it->client_urls()) out->add_clienturls(u);
+        } else {
+          for (const auto& u : m.client_urls) out->add_clienturls(u);
+        }
       }
       auto* r = ctx->DefaultReactor();
       r->Finish(grpc::Status::OK);
