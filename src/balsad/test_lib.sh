@@ -1,0 +1,122 @@
+# Shared helpers for balsad's multi-process tests (sourced, not run). The sourcing script sets
+# BALSAD (the binary) and may set NAMES (default t1 t2 t3), TOKEN, ELECTION_MS, SNAPSHOT_COUNT.
+# Every member gets a client, a peer and a metrics port on loopback; data lives in $DIR.
+
+export ETCDCTL_API=3
+NAMES=(${NAMES[@]:-t1 t2 t3})
+TOKEN=${TOKEN:-balsad-test}
+ELECTION_MS=${ELECTION_MS:-1000}
+DIR=$(mktemp -d /tmp/balsad-test.XXXXXX)
+declare -A PID CPORT PPORT MPORT
+FAILED=0
+EXTRA_PIDS=()
+
+cleanup() {
+  for p in "${EXTRA_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for n in "${!PID[@]}"; do kill -9 "${PID[$n]}" 2>/dev/null; done
+  wait 2>/dev/null
+  if [[ $FAILED != 0 && -n ${KEEP_LOGS:-} ]]; then echo "logs kept in $DIR"; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*"
+  FAILED=1
+  for f in "$DIR"/*.log; do echo "--- $f"; tail -n 15 "$f"; done
+  exit 1
+}
+
+free_ports() {  # prints $1 free loopback ports
+  python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks: s.close()' "$1"
+}
+
+read -r -a _PORTS <<<"$(free_ports $((3 * ${#NAMES[@]})))"
+CLUSTER=""
+ENDPOINTS=""
+for _i in "${!NAMES[@]}"; do
+  _n=${NAMES[$_i]}
+  CPORT[$_n]=${_PORTS[$((3 * _i))]}; PPORT[$_n]=${_PORTS[$((3 * _i + 1))]}; MPORT[$_n]=${_PORTS[$((3 * _i + 2))]}
+  CLUSTER+="${CLUSTER:+,}$_n=http://127.0.0.1:${PPORT[$_n]}"
+  ENDPOINTS+="${ENDPOINTS:+,}127.0.0.1:${CPORT[$_n]}"
+done
+
+ep() { echo "127.0.0.1:${CPORT[$1]}"; }
+
+# start <name> [extra balsad flags...]: starts a member in the background (log: $DIR/<name>.log).
+start() {
+  local n=$1
+  shift
+  "$BALSAD" --name "$n" --data-dir "$DIR/$n" --initial-cluster-token "$TOKEN" \
+    --listen-client-urls "http://127.0.0.1:${CPORT[$n]}" --advertise-client-urls "http://127.0.0.1:${CPORT[$n]}" \
+    --listen-peer-urls "http://127.0.0.1:${PPORT[$n]}" --initial-advertise-peer-urls "http://127.0.0.1:${PPORT[$n]}" \
+    --listen-metrics-urls "http://127.0.0.1:${MPORT[$n]}" \
+    --initial-cluster "$CLUSTER" --log-level "${LOG_LEVEL:-info}" --election-timeout "$ELECTION_MS" \
+    --heartbeat-interval 100 --snapshot-count "${SNAPSHOT_COUNT:-100000}" "$@" >>"$DIR/$n.log" 2>&1 &
+  PID[$n]=$!
+}
+
+# stop <name>: SIGTERM, wait, expect exit 0.
+stop() {
+  local n=$1 rc
+  kill -TERM "${PID[$n]}"
+  wait "${PID[$n]}"; rc=$?
+  unset "PID[$n]"
+  [[ $rc == 0 ]] || fail "$n exited with $rc after SIGTERM"
+}
+
+status_field() {  # status_field <endpoint> <json field>: prints the number or nothing
+  etcdctl --endpoints="$1" --dial-timeout=1s --command-timeout=1s endpoint status -w json 2>/dev/null |
+    grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2
+}
+
+metric() {  # metric <name> <metric>: prints the value from the member's /metrics
+  curl -s --max-time 2 "http://127.0.0.1:${MPORT[$1]}/metrics" | awk -v m="$2" '$1 == m { print $2 }'
+}
+
+# Prints the leader's name once every live member reports the same, live, leader.
+leader() {
+  local deadline=$(($(date +%s%N) + ${1:-10} * 1000000000))
+  while (($(date +%s%N) < deadline)); do
+    local -A ids=() leaders=()
+    local n
+    for n in "${!PID[@]}"; do
+      local id ld
+      id=$(status_field "$(ep "$n")" member_id)
+      ld=$(status_field "$(ep "$n")" leader)
+      [[ -n $id ]] || continue
+      ids[$id]=$n
+      leaders[${ld:-0}]=1
+    done
+    if [[ ${#leaders[@]} == 1 ]]; then
+      local ld=${!leaders[*]}
+      if [[ $ld != 0 && -n ${ids[$ld]:-} ]]; then echo "${ids[$ld]}"; return 0; fi
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# Waits until every live member reports the same revision and raft applied index.
+converge() {
+  local _ revs
+  for _ in $(seq 150); do
+    revs=$(for n in "${!PID[@]}"; do
+      echo "$(status_field "$(ep "$n")" revision)/$(status_field "$(ep "$n")" raftAppliedIndex)"
+    done | sort -u)
+    [[ $(echo "$revs" | wc -l) == 1 && $revs != / ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Prints how many distinct HashKV values the live members report (1 = all equal).
+hashkv_distinct() {
+  local eps="" n
+  for n in "${!PID[@]}"; do eps+="${eps:+,}$(ep "$n")"; done
+  etcdctl --endpoints="$eps" endpoint hashkv -w json | grep -o '"hash":[0-9]*' | sort -u | wc -l
+}
