@@ -172,7 +172,20 @@ void Node::propose(std::string command, CommandCallback done) {
     done(CommandResult{NodeError::kStopped, {}, {}, {}});
     return;
   }
-  enqueue(Input{Input::Kind::kPropose, {}, std::move(command), std::move(done), {}});
+  // Reserve the bytes; they are released when the proposal finishes, whatever the outcome.
+  const uint64_t bytes = command.size() + 1;  // an empty command still counts
+  const uint64_t before = pending_bytes_.fetch_add(bytes);
+  if (before != 0 && before + bytes > opt_.max_pending_bytes) {
+    pending_bytes_.fetch_sub(bytes);
+    metrics_.proposals_failed++;
+    done(CommandResult{NodeError::kDropped, {}, {}, {}});
+    return;
+  }
+  CommandCallback release = [this, bytes, done = std::move(done)](CommandResult r) {
+    pending_bytes_.fetch_sub(bytes);
+    done(std::move(r));
+  };
+  enqueue(Input{Input::Kind::kPropose, {}, std::move(command), std::move(release), {}});
 }
 
 void Node::read_index(CommandCallback done) {

@@ -81,6 +81,11 @@ struct NodeOptions {
   uint64_t catchup_entries = 5'000;    // entries kept after a snapshot for slow followers
   uint64_t max_request_bytes = 1'572'864 + 1024;
   uint64_t max_uncommitted_bytes = 256ull << 20;
+  // Backpressure: proposals accepted by propose() and not yet finished (queued, in the log,
+  // waiting to apply), in command bytes. Beyond it propose() fails at once with kDropped
+  // (balsad: "etcdserver: too many requests"), so a burst cannot grow memory without bound.
+  // A single proposal is always accepted when nothing is pending.
+  uint64_t max_pending_bytes = 64ull << 20;
   uint64_t max_msg_bytes = 1 << 20;
   size_t max_inflight_msgs = 512;
   std::chrono::milliseconds request_timeout{7000};
@@ -175,6 +180,7 @@ class Node {
 
   std::atomic<bool> started_{false};
   std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> pending_bytes_{0};  // see NodeOptions::max_pending_bytes
 
   // Executor-task state.
   TimePoint next_tick_;

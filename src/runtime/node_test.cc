@@ -2,6 +2,7 @@
 // loopback transport, and a small state machine.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -97,6 +98,7 @@ class NodeCluster : public ::testing::Test {
     o.tick_interval = 10ms;
     o.election_ticks = 10;
     o.snapshot_entries = snapshot_entries_;
+    o.max_pending_bytes = max_pending_bytes_;
     o.catchup_entries = 5;
     o.request_timeout = 3s;
     o.seed = 1000 + static_cast<uint64_t>(i);
@@ -165,6 +167,7 @@ class NodeCluster : public ::testing::Test {
   std::shared_ptr<LoopbackNetwork> net_;
   std::vector<std::unique_ptr<Member>> members_;
   uint64_t snapshot_entries_ = 10'000;
+  uint64_t max_pending_bytes_ = 64ull << 20;
 };
 
 TEST_F(NodeCluster, ProposalsOnLeaderAndFollowerApplyEverywhereInOneOrder) {
@@ -255,6 +258,48 @@ TEST_F(NodeCluster, OversizedProposalIsRefusedWithAClearError) {
   ASSERT_GE(wait_leader(), 0);
   CommandResult r = propose(0, std::string(3 << 20, 'x'));
   EXPECT_EQ(r.error, NodeError::kTooLarge);
+}
+
+TEST_F(NodeCluster, PendingBytesAreBoundedAndReleased) {
+  max_pending_bytes_ = 8192;
+  for (int i = 0; i < 3; ++i) {
+    kill(i);
+    start(i);
+  }
+  const int l = wait_leader();
+  ASSERT_GE(l, 0);
+  // A burst far over the bound: what does not fit is refused at once; what fits applies.
+  std::mutex mu;
+  std::condition_variable cv;
+  int outstanding = 0, max_outstanding = 0, ok = 0, dropped = 0, other = 0, finished = 0;
+  constexpr int kBurst = 200;
+  for (int k = 0; k < kBurst; ++k) {
+    {
+      std::lock_guard lk(mu);
+      outstanding++;
+      max_outstanding = std::max(max_outstanding, outstanding);
+    }
+    members_[l]->node->propose(std::string(1000, static_cast<char>('a' + k % 26)), [&](CommandResult r) {
+      std::lock_guard lk(mu);
+      outstanding--;
+      finished++;
+      (r.ok() ? ok : r.error == NodeError::kDropped ? dropped : other)++;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lk(mu);
+    ASSERT_TRUE(cv.wait_for(lk, 10s, [&] { return finished == kBurst; }));
+  }
+  EXPECT_EQ(other, 0);
+  EXPECT_GT(dropped, 0);
+  EXPECT_GT(ok, 0);
+  EXPECT_EQ(ok + dropped, kBurst);
+  // Counted before each call, so the count includes the one being refused: bound + 1.
+  EXPECT_LE(max_outstanding, 8192 / 1001 + 1);
+  EXPECT_TRUE(wait_items(l, static_cast<size_t>(ok)));
+  // Everything finished, so the budget is whole again.
+  for (int k = 0; k < 5; ++k) EXPECT_TRUE(propose(l, std::string(1000, 'z')).ok());
 }
 
 }  // namespace
