@@ -149,6 +149,11 @@ int dump(const std::string& dir, uint64_t from, uint64_t to, size_t data_bytes) 
                       static_cast<unsigned long long>(v.snapshot->term.value),
                       conf(v.snapshot->conf).c_str());
           return;
+        case WalRecordType::kSeal:
+          std::printf("%8llu  seal (segment closed, log ends at %llu)\n",
+                      static_cast<unsigned long long>(v.offset),
+                      static_cast<unsigned long long>(v.sealed_last.value));
+          return;
       }
     });
     if (r.recovered.torn_tail) {

@@ -218,7 +218,7 @@ class Simulation {
     n.in_flight.reset();
     DurableLogOptions lo;
     lo.wal.segment_bytes = 16 << 10;  // small segments: rotation and release happen often
-    lo.wal.preallocate = true;
+    lo.wal.preallocate = std::mt19937_64(opt_.seed * 1000003 + n.incarnation * 64 + i)() & 1;
     n.log = DurableLog::open(*n.fs, "/data", lo);  // recovery: verifies, cuts a torn tail
     // The state machine restarts from the durable snapshot and re-applies the log after it.
     const Snapshot snap = n.log->snapshot();

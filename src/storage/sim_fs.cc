@@ -170,30 +170,57 @@ void SimFileSystem::create_dirs(const std::string& dir) {
   }
 }
 
-void SimFileSystem::crash(std::mt19937_64& rng) {
-  std::lock_guard lock(mu_);
+template <typename Redo>
+void SimFileSystem::crash_with(Redo&& redo) {
   std::vector<std::shared_ptr<Inode>> seen;
   for (auto& [path, d] : dirs_) {
     d.live = d.durable;
     for (auto& [name, inode] : d.live) {
       if (std::find(seen.begin(), seen.end(), inode) != seen.end()) continue;
       seen.push_back(inode);
-      std::string& data = inode->data;
       auto& ops = inode->unsynced;
-      for (auto it = ops.rbegin(); it != ops.rend(); ++it) undo(data, *it);  // back to durable
-      const size_t n = ops.size();
-      if (n > 0 && (rng() & 1)) {
-        const size_t keep = rng() % (n + 1);
-        for (size_t i = 0; i < keep; ++i) apply(data, ops[i]);
-        if (keep < n && ops[keep].is_write && !ops[keep].data.empty()) {
-          Op torn = ops[keep];
-          torn.data.resize(rng() % torn.data.size());
-          apply(data, torn);
-        }
-      }
+      for (auto it = ops.rbegin(); it != ops.rend(); ++it) undo(inode->data, *it);  // durable
+      if (!ops.empty()) redo(path_join(path, name), *inode);
       ops.clear();
     }
   }
+}
+
+void SimFileSystem::crash(std::mt19937_64& rng) {
+  std::lock_guard lock(mu_);
+  crash_with([&](const std::string&, Inode& inode) {
+    std::string& data = inode.data;
+    auto& ops = inode.unsynced;
+    const size_t n = ops.size();
+    if (rng() & 1) {
+      const size_t keep = rng() % (n + 1);
+      for (size_t i = 0; i < keep; ++i) apply(data, ops[i]);
+      if (keep < n && ops[keep].is_write && !ops[keep].data.empty()) {
+        Op torn = ops[keep];
+        torn.data.resize(rng() % torn.data.size());
+        apply(data, torn);
+      }
+    }
+  });
+}
+
+void SimFileSystem::crash_keeping(const std::string& path, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  crash_with([&](const std::string& p, Inode& inode) {
+    if (p != path) return;
+    uint64_t budget = bytes;
+    for (Op& op : inode.unsynced) {
+      if (budget == 0) break;
+      if (!op.is_write) {
+        apply(inode.data, op);
+        continue;
+      }
+      Op kept = op;
+      if (kept.data.size() > budget) kept.data.resize(budget);
+      budget -= kept.data.size();
+      apply(inode.data, kept);
+    }
+  });
 }
 
 void SimFileSystem::fail_write_in(int n) {

@@ -42,6 +42,11 @@ class SimFileSystem final : public FileSystem {
     std::mt19937_64 rng(seed);
     crash(rng);
   }
+  // A power failure chosen exactly, for regression tests: names revert as in crash(); `path`
+  // keeps its unsynced operations in issue order until `bytes` written bytes have been kept
+  // (the write that reaches the limit is torn there; size changes are kept while the budget
+  // is not used up); every other file keeps none of its unsynced operations.
+  void crash_keeping(const std::string& path, uint64_t bytes);
 
   // The next write_at (or sync / sync_dir) anywhere fails with IoError; fail_sync_in(n) fails
   // the n-th from now (n >= 1). clear_faults() cancels what has not fired.
@@ -78,6 +83,10 @@ class SimFileSystem final : public FileSystem {
 
   static void apply(std::string& data, Op& op);  // also records the undo information
   static void undo(std::string& data, const Op& op);
+  // Reverts names to the durable directories and every file to its synced contents, then lets
+  // `redo(inode)` re-apply some of that inode's unsynced operations. Clears them all.
+  template <typename Redo>
+  void crash_with(Redo&& redo);
   Dir& dir_of(const std::string& path, std::string* name);  // throws if the dir is missing
 
   mutable std::mutex mu_;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/assert.h"
 #include "core/codec.h"
 #include "storage/crc32c.h"
 
@@ -13,7 +14,7 @@ namespace balsa {
 namespace {
 
 constexpr char kMagic[8] = {'B', 'A', 'L', 'S', 'A', 'W', 'A', 'L'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr uint64_t kHeaderBytes = 40;
 constexpr uint64_t kRecordHeaderBytes = 9;
 
@@ -59,6 +60,30 @@ void encode_record(std::string& out, WalRecordType type, std::string_view payloa
   out.resize(start + align8(out.size() - start), '\0');
 }
 
+// The seal that closes a segment: its sequence number, its own offset (the end of the
+// segment's other records) and the log's last index at that point.
+struct Seal {
+  uint64_t seq = 0;
+  uint64_t offset = 0;
+  uint64_t last_index = 0;
+};
+
+std::string encode_seal(const Seal& seal) {
+  codec::Writer w;
+  w.u64(seal.seq);
+  w.u64(seal.offset);
+  w.u64(seal.last_index);
+  return w.out();
+}
+
+std::optional<Seal> decode_seal(std::string_view payload) {
+  codec::Reader r(payload);
+  Seal seal;
+  if (!r.u64(&seal.seq) || !r.u64(&seal.offset) || !r.u64(&seal.last_index) || !r.done())
+    return std::nullopt;
+  return seal;
+}
+
 // A record that passed its structural checks (not yet its payload decode).
 struct RawRecord {
   WalRecordType type;
@@ -84,7 +109,7 @@ std::optional<RawRecord> parse_record(std::string_view data, uint64_t pos, bool*
     *why = "zeroed record header";
     return std::nullopt;
   }
-  if (type < 1 || type > 4) {
+  if (type < 1 || type > 5) {
     *why = fmt::format("invalid record type {}", type);
     return std::nullopt;
   }
@@ -97,7 +122,14 @@ std::optional<RawRecord> parse_record(std::string_view data, uint64_t pos, bool*
     return std::nullopt;
   }
   const uint64_t end = pos + kRecordHeaderBytes + len;
-  const uint64_t next = std::min<uint64_t>(align8(end), data.size());
+  const uint64_t next = align8(end);
+  // A record is complete only with its padding: a write torn inside the padding leaves the
+  // file ending off the 8-byte grid, and appending there would put every later record where
+  // recovery never looks (the cause of the "snapshot the store does not hold" refusal).
+  if (next > data.size()) {
+    *why = "record padding runs past the end of the file";
+    return std::nullopt;
+  }
   for (uint64_t i = end; i < next; ++i) {
     if (data[i] != 0) {
       *why = "non-zero record padding";
@@ -206,6 +238,16 @@ class Replayer {
         view.snapshot = &*snapshot_;
         break;
       }
+      case WalRecordType::kSeal: {
+        // Checked against the segment by the caller (it knows the sequence and position).
+        auto seal = decode_seal(r.payload);
+        if (!seal) return "undecodable seal record";
+        if (seal->last_index != last_.value)
+          return fmt::format("seal says the log ends at {} but it ends at {}", seal->last_index,
+                             last_.value);
+        view.sealed_last = LogIndex{seal->last_index};
+        break;
+      }
     }
     if (visit_) visit_(view);
     return std::nullopt;
@@ -294,6 +336,7 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
   std::unique_ptr<char[]> buffer;  // one segment at a time, reused
   uint64_t buffer_bytes = 0;
   uint64_t end_offset = 0;  // end of the log in the last segment
+  bool last_sealed = false;  // the last segment was closed, but its successor never made it
   for (size_t k = 0; k < segments.size(); ++k) {
     const Segment& seg = segments[k];
     const std::string path = path_join(dir, seg.name);
@@ -320,7 +363,8 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
     if (get32(data.data() + 32) != crc32c(std::string_view(data.data(), 32)))
       throw corrupt(32, "segment header checksum mismatch");
     if (get32(data.data() + 8) != kVersion)
-      throw corrupt(8, fmt::format("unsupported format version {}", get32(data.data() + 8)));
+      throw corrupt(8, fmt::format("unsupported format version {} (this build reads {})",
+                                   get32(data.data() + 8), kVersion));
     if (get32(data.data() + 12) != 0 || get32(data.data() + 36) != 0)
       throw corrupt(12, "non-zero reserved header bytes");
     if (get64(data.data() + 16) != seg.seq)
@@ -338,14 +382,19 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
 
     const std::string_view view = data;
     uint64_t pos = kHeaderBytes;
+    bool sealed = false;
     while (pos < view.size()) {
       bool end_marker = false;
       std::string why;
       auto rec = parse_record(view, pos, &end_marker, &why);
-      // A clean end: only zeros remain (preallocated space). Closed segments are normally cut
-      // at their last record, but zeros left by a crash around that cut are harmless too.
-      if ((end_marker || view.size() - pos < kRecordHeaderBytes) && all_zero(view.substr(pos)))
+      // Only zeros remain (preallocated space). That is the end of the log in the last
+      // segment; a closed segment must have ended with its seal before this point.
+      if ((end_marker || view.size() - pos < kRecordHeaderBytes) && all_zero(view.substr(pos))) {
+        if (!last_segment)
+          throw corrupt(pos, "closed segment ends without its seal record (its last records "
+                             "were lost)");
         break;
+      }
       if (!rec) {
         if (last_segment && !valid_record_after(view, pos)) {
           TornTail t;
@@ -358,10 +407,27 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
         }
         throw corrupt(pos, why);
       }
+      if (rec->type == WalRecordType::kSeal) {
+        auto seal = decode_seal(rec->payload);
+        if (seal && (seal->seq != seg.seq || seal->offset != pos))
+          throw corrupt(pos, fmt::format("seal of segment {} at offset {} found in segment {} "
+                                         "at offset {}",
+                                         seal->seq, seal->offset, seg.seq, pos));
+      }
       if (auto err = replay.apply(path, pos, *rec)) throw corrupt(pos, *err);
       pos = rec->next;
+      if (rec->type == WalRecordType::kSeal) {
+        // Nothing may follow a seal: the segment was complete and durable when it was written.
+        if (!all_zero(view.substr(pos))) throw corrupt(pos, "data after the segment's seal");
+        sealed = true;
+        break;
+      }
     }
+    if (!last_segment && !sealed)
+      throw corrupt(pos, "closed segment ends without its seal record (its last records were "
+                         "lost)");
     end_offset = pos;
+    last_sealed = sealed;
   }
 
   // Every index from 1 up must be accounted for: held as an entry or covered by the snapshot.
@@ -395,6 +461,11 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
   if (segments.empty()) {
     wal->open_new_segment();
     wal->write_pending(true);
+  } else if (last_sealed) {
+    // The last segment was sealed (durably) but its successor was not created: create it.
+    wal->segments_ = std::move(segments);
+    wal->open_new_segment();
+    wal->write_pending(true);
   } else {
     wal->segments_ = std::move(segments);
     const std::string path = path_join(dir, wal->segments_.back().name);
@@ -407,8 +478,8 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
         if (options.preallocate) wal->file_->allocate(options.segment_bytes);
         wal->file_->sync();
       } else if (options.preallocate && wal->file_->size() < options.segment_bytes) {
-        // The last segment was closed (cut to its records) but its successor never made it to
-        // disk: preallocate again, or every append would pay for growing the file.
+        // Written without preallocation before this start: preallocate now, or every append
+        // would pay for growing the file.
         wal->file_->allocate(options.segment_bytes);
         wal->file_->sync();
       }
@@ -444,10 +515,18 @@ void Wal::open_new_segment() {
   std::string step;
   try {
     if (file_) {
-      // Close the current segment at its last record so recovery need not scan its zeros.
-      step = "closing " + path_join(dir_, segments_.back().name);
-      file_->truncate(offset_);
+      // Seal the current segment and cut it there (so recovery need not scan its zeros), and
+      // make both durable before the successor exists: a successor on disk proves its
+      // predecessor complete, and recovery refuses a closed segment that lacks its seal.
+      const Segment& cur = segments_.back();
+      step = "closing " + path_join(dir_, cur.name);
+      std::string seal;
+      encode_record(seal, WalRecordType::kSeal,
+                    encode_seal(Seal{cur.seq, offset_, last_index_.value}));
+      file_->write_at(offset_, seal);
+      file_->truncate(offset_ + seal.size());
       file_->sync();
+      file_.reset();
     }
     step = "creating " + path;
     const std::string tmp = path + ".tmp";
@@ -477,6 +556,9 @@ void Wal::write_pending(bool sync) {
       open_new_segment();
     }
     const std::string path = path_join(dir_, segments_.back().name);
+    BALSA_ASSERT(offset_ % 8 == 0 && pending_.size() % 8 == 0,
+                 "wal: record at offset {} ({} bytes) in {} is off the 8-byte grid", offset_,
+                 pending_.size(), path);
     try {
       file_->write_at(offset_, pending_);
     } catch (const IoError& e) {

@@ -1,7 +1,7 @@
 // The write-ahead log: Raft's entries, hard state and snapshot markers, durably, in a directory
 // of segment files.
 //
-// ON-DISK FORMAT (version 1). All integers are little-endian.
+// ON-DISK FORMAT (version 2). All integers are little-endian.
 //
 // Directory. Segment files are named
 //     <seq>-<first>.wal          e.g. 0000000000000003-00000000000004d2.wal
@@ -14,7 +14,7 @@
 //
 // Segment header, 40 bytes:
 //     [0,8)   magic "BALSAWAL"
-//     [8,12)  format version (1)
+//     [8,12)  format version (2; version 1 had no seal records and is refused)
 //     [12,16) zero
 //     [16,24) seq         (must equal the name's <seq>)
 //     [24,32) first index (must equal the name's <first>)
@@ -24,19 +24,26 @@
 // Records follow the header back to back, each starting at an offset that is a multiple of 8:
 //     [0,4)   length L of the payload
 //     [4,8)   CRC32C of bytes [0,4), then [8, 9+L) (length, type and payload)
-//     [8]     type: 1 entry, 2 hard state, 3 truncate, 4 snapshot marker (0 is never valid, so a
-//             zeroed header cannot be mistaken for a record)
+//     [8]     type: 1 entry, 2 hard state, 3 truncate, 4 snapshot marker, 5 seal (0 is never
+//             valid, so a zeroed header cannot be mistaken for a record)
 //     [9,9+L) payload
-//     then zero bytes up to the next multiple of 8 (checked, so every byte is covered)
+//     then zero bytes up to the next multiple of 8 (checked, so every byte is covered). A
+//     record is complete only with all of its padding: one whose padding runs past the end of
+//     the file was torn, and is treated like any other bad record.
 // Payloads, encoded with core/codec.h:
 //     entry:     codec(Entry). Its index must be exactly one above the last entry's.
 //     hard state codec(HardState). The last one in the log wins.
 //     truncate:  varint I: entries with index >= I are discarded (a conflicting suffix).
 //     snapshot:  codec(SnapshotMetadata): a snapshot covering everything up to its index is
 //                durable in the snapshot store; entries at or below it are dropped.
+//     seal:      varints seq, offset, last: the segment's sequence number, the seal's own
+//                offset, and the log's last index when the segment was closed. The last record
+//                of every closed segment, and only there.
 // A header of all zeros marks the end of the log in the last segment, which is preallocated
 // (filled with zeros) to the segment size so that an fdatasync does not also have to journal a
-// size change. A closed segment is truncated to its last record when the next one is created.
+// size change. A segment is closed by writing its seal, truncating the file just after it and
+// fdatasyncing, all before its successor is created: a successor on disk proves its
+// predecessor complete.
 //
 // Every segment starts with a copy of the newest snapshot marker and hard state (when there are
 // any), so deleting older segments never loses them.
@@ -49,10 +56,14 @@
 // torn tail if no valid record starts at any later 8-byte boundary: the tail is reported,
 // truncated and zeroed (unless read-only). Anything else refuses to start with
 // StorageCorruptionError naming the file and offset: a bad header, checksum, length, type,
-// padding or payload anywhere else; an entry index that does not follow its predecessor; a
-// truncate below the snapshot; segment names that disagree with their headers, skip a sequence
-// number or skip indexes; a first segment that starts above 1 without a snapshot marker that
-// covers the gap; or a hard state whose commit index is beyond the recovered log.
+// padding or payload anywhere else; a closed segment that does not end with its seal (zeros or
+// the end of the file before it: its last records were lost), a seal that disagrees with its
+// segment, or anything but zeros after a seal; an entry index that does not follow its
+// predecessor; a truncate below the snapshot; segment names that disagree with their headers,
+// skip a sequence number or skip indexes; a first segment that starts above 1 without a
+// snapshot marker that covers the gap; or a hard state whose commit index is beyond the
+// recovered log. A last segment that ends with its seal (its successor was never created) is
+// complete; opening for writes creates the successor.
 //
 // FAIL-STOP. A failed write, fdatasync, rename or directory fsync throws StorageFatalError and
 // the Wal is failed for good: every later call throws. An fsync is never retried.
@@ -99,7 +110,13 @@ struct WalRecovery {
   std::optional<TornTail> torn_tail;
 };
 
-enum class WalRecordType : uint8_t { kEntry = 1, kHardState = 2, kTruncate = 3, kSnapshot = 4 };
+enum class WalRecordType : uint8_t {
+  kEntry = 1,
+  kHardState = 2,
+  kTruncate = 3,
+  kSnapshot = 4,
+  kSeal = 5,
+};
 
 // One verified record, for balsa-log dump.
 struct WalRecordView {
@@ -110,6 +127,7 @@ struct WalRecordView {
   const HardState* hard_state = nullptr;
   const SnapshotMetadata* snapshot = nullptr;
   LogIndex truncate_from;
+  LogIndex sealed_last;  // kSeal: the log's last index when the segment was closed
 };
 using WalVisitor = std::function<void(const WalRecordView&)>;
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "storage/sim_fs.h"
 #include "storage/test_util.h"
 
@@ -402,6 +404,168 @@ TEST(WalDamage, ValidRecordAfterGarbageInTheLastSegmentIsNotATornTail) {
             data.begin() + static_cast<std::ptrdiff_t>(b.pos[5].offset), '\0');
   fs.set_contents(file, data);
   expect_corrupt(fs, file, b.pos[4].offset, "zeroed", small(1 << 20));
+}
+
+// ---- regressions ----
+
+// Found by the simulator (seed 1451, five nodes, preallocation chosen at random per start): a
+// node without preallocation crashed while an unsynced save was in flight; the power cut kept
+// that write up to inside the zero padding of its last record, so the file ended off the
+// 8-byte grid. Recovery accepted the record and appended after it at the unaligned offset; the
+// next recovery looked for records at 8-byte boundaries only, found garbage, and cut every
+// later, synced record off as a "torn tail" (snapshot markers and committed entries with it).
+// Now a record whose padding is incomplete is itself the torn tail, and appends stay aligned.
+TEST(WalRegression, WriteTornInsideTheLastRecordsPaddingLosesNothingLater) {
+  for (int variant = 0; variant < 4; ++variant) {
+    SCOPED_TRACE("variant " + std::to_string(variant));
+    SimFileSystem fs;
+    WalOptions o = small(16 << 10);
+    o.preallocate = false;
+    const std::string file = kDir + "/0000000000000001-0000000000000001.wal";
+    const HardState hs1{Term{1}, NodeId{1}, LogIndex{5}};
+    // An entry whose record has 7 bytes of padding, so the tear can land inside it.
+    Entry torn = make_entry(6, 1, "x");
+    while (encode_record(WalRecordType::kEntry, codec::encode(torn)).size() -
+               (9 + codec::encode(torn).size()) != 7)
+      torn.data.push_back('x');
+    {
+      auto w = Wal::open(fs, kDir, o);
+      auto a = make_entries(1, 5);
+      w.wal->save(&hs1, a, true);
+      // The in-flight write at the moment of the crash: issued, never synced.
+      w.wal->save(nullptr, std::span(&torn, 1), /*sync=*/false);
+    }
+    const uint64_t in_flight = encode_record(WalRecordType::kEntry, codec::encode(torn)).size();
+    fs.crash_keeping(file, in_flight - 3);  // the record and 4 of its 7 padding bytes
+    ASSERT_NE(fs.contents(file).size() % 8, 0u) << "the crash must leave the file off-grid";
+
+    const SnapshotMetadata md{LogIndex{7}, Term{2}, ConfState{{NodeId{1}}, {}, {}}};
+    const HardState hs2{Term{2}, NodeId{1}, LogIndex{9}};
+    {
+      o.preallocate = variant & 1;  // the simulator toggled this between starts
+      auto w = Wal::open(fs, kDir, o);
+      ASSERT_TRUE(w.recovered.torn_tail);
+      EXPECT_NE(w.recovered.torn_tail->reason.find("padding"), std::string::npos)
+          << w.recovered.torn_tail->reason;
+      EXPECT_EQ(w.recovered.entries, make_entries(1, 5));
+      auto b = make_entries(6, 9, 2);
+      w.wal->save(nullptr, b, true);
+      w.wal->save_snapshot(md);
+      w.wal->save(&hs2, {}, true);
+    }
+    fs.crash_keeping(file, 0);  // everything above was synced
+    o.preallocate = variant & 2;
+    auto w = Wal::open(fs, kDir, o);
+    EXPECT_FALSE(w.recovered.torn_tail) << w.recovered.torn_tail->offset << ": "
+                                        << w.recovered.torn_tail->reason;
+    EXPECT_EQ(w.recovered.entries, make_entries(8, 9, 2));
+    ASSERT_TRUE(w.recovered.snapshot);
+    EXPECT_EQ(*w.recovered.snapshot, md);
+    EXPECT_EQ(w.recovered.hard_state, hs2);
+  }
+}
+
+// A closed segment whose last records are missing (zeros, or the file ends) must be refused at
+// the first missing byte, even when no entry is missing: its hard state or snapshot marker may
+// have been the newest. Before seals, such a segment passed as complete.
+TEST(WalRegression, ClosedSegmentWithoutItsSealIsRefused) {
+  for (bool cut_file : {false, true}) {
+    SimFileSystem fs;
+    uint64_t hs_offset = 0;
+    std::string first;
+    {
+      auto w = Wal::open(fs, kDir, small(512));
+      for (uint64_t i = 1; w.wal->segment_count() == 1; ++i) {
+        const Entry e = make_entry(i);
+        const HardState hs{Term{1}, NodeId{1}, LogIndex{i}};
+        w.wal->save(&hs, std::span(&e, 1), true);  // [entry i][hard state commit=i]
+      }
+    }
+    first = kDir + "/" + segment_names(fs)[0];
+    // The records of the first segment end [..., hard state, seal].
+    std::vector<testing::RecordPos> recs;
+    for (const auto& p : record_positions(fs, kDir))
+      if (p.file == first) recs.push_back(p);
+    ASSERT_GE(recs.size(), 3u);
+    ASSERT_EQ(recs.back().type, WalRecordType::kSeal);
+    ASSERT_EQ(recs[recs.size() - 2].type, WalRecordType::kHardState);
+    hs_offset = recs[recs.size() - 2].offset;
+    // Lose the segment's last hard state and its seal, as a non-durable close would.
+    std::string data = fs.contents(first);
+    if (cut_file) {
+      data.resize(hs_offset);
+    } else {
+      std::fill(data.begin() + static_cast<std::ptrdiff_t>(hs_offset), data.end(), '\0');
+    }
+    fs.set_contents(first, data);
+    expect_corrupt(fs, segment_names(fs)[0], hs_offset, "without its seal", small(512));
+    WalOptions ro = small(512);
+    ro.read_only = true;
+    EXPECT_THROW(Wal::open(fs, kDir, ro), StorageCorruptionError);
+  }
+}
+
+TEST(WalRegression, EveryClosedSegmentEndsWithItsSeal) {
+  SimFileSystem fs;
+  build_log(fs, 512, 100);
+  const auto names = segment_names(fs);
+  ASSERT_GT(names.size(), 3u);
+  std::map<std::string, WalRecordType> last_type;
+  for (const auto& p : record_positions(fs, kDir)) last_type[p.file] = p.type;
+  for (size_t k = 0; k < names.size(); ++k) {
+    const auto t = last_type[kDir + "/" + names[k]];
+    if (k + 1 < names.size()) {
+      EXPECT_EQ(t, WalRecordType::kSeal) << names[k];
+    } else {
+      EXPECT_NE(t, WalRecordType::kSeal) << names[k];
+    }
+  }
+}
+
+TEST(WalRegression, DataAfterASealIsRefused) {
+  SimFileSystem fs;
+  auto b = build_log(fs, 512, 40);
+  const std::string first = kDir + "/" + b.names[0];
+  std::string data = fs.contents(first);
+  const uint64_t at = data.size();
+  data += encode_record(WalRecordType::kHardState,
+                        codec::encode(HardState{Term{1}, NodeId{1}, LogIndex{1}}));
+  fs.set_contents(first, data);
+  expect_corrupt(fs, b.names[0], at, "after the segment's seal");
+}
+
+// The power fails after a segment was sealed but before its successor was durably created
+// (the successor's sync or the directory fsync fails, then the crash). Recovery finds a sealed
+// last segment, creates the successor, and appends continue.
+TEST(WalRegression, SealedLastSegmentWithoutSuccessorGetsOne) {
+  for (int failing_sync : {2, 3}) {
+    SCOPED_TRACE("failing sync " + std::to_string(failing_sync));
+    SimFileSystem fs;
+    {
+      auto w = Wal::open(fs, kDir, small(256));
+      auto a = make_entries(1, 3);
+      const HardState hs{Term{1}, NodeId{1}, LogIndex{3}};
+      w.wal->save(&hs, a, true);
+      fs.fail_sync_in(failing_sync);  // 1: the seal, 2: the new segment, 3: the directory
+      auto b = make_entries(4, 20);
+      EXPECT_THROW(w.wal->save(nullptr, b, true), StorageFatalError);
+    }
+    fs.clear_faults();
+    fs.crash(7);
+    ASSERT_EQ(segment_names(fs).size(), 1u);
+    {
+      auto w = Wal::open(fs, kDir, small(256));
+      EXPECT_FALSE(w.recovered.torn_tail);
+      EXPECT_EQ(w.recovered.entries, make_entries(1, 3));
+      EXPECT_EQ(w.recovered.hard_state.commit, LogIndex{3});
+      EXPECT_EQ(w.wal->segment_count(), 2u);
+      auto b = make_entries(4, 6);
+      w.wal->save(nullptr, b, true);
+    }
+    auto w = Wal::open(fs, kDir, small(256));
+    EXPECT_EQ(w.recovered.entries, make_entries(1, 6));
+    EXPECT_EQ(w.recovered.hard_state.commit, LogIndex{3});
+  }
 }
 
 // ---- fail-stop ----
