@@ -383,6 +383,14 @@ class NodeSimulation {
         timeline("disk     n{}: the fsync {} from now will fail", i + 1, k);
         mix(0xF3, static_cast<uint64_t>(i), static_cast<uint64_t>(k));
       }
+    } else if (pick < 80) {
+      const int l = leader();
+      const int to = static_cast<int>(rng_.below(static_cast<uint64_t>(n)));
+      if (l >= 0 && to != l) {
+        members_[l].node->transfer_leadership(members_[to].id);
+        timeline("transfer leadership n{} -> n{}", l + 1, to + 1);
+        mix(0xF5, static_cast<uint64_t>(l), static_cast<uint64_t>(to));
+      }
     } else {
       heal_links();
       timeline("heal     network");

@@ -7,7 +7,7 @@
 //
 // Faults: message loss and delay (per-link FIFO, as the Transport contract promises),
 // symmetric and one-way partitions, an isolated leader, crashes that lose unsynced writes and
-// restarts, and failed fsyncs (the node must stop, then is restarted).
+// restarts, failed fsyncs (the node must stop, then is restarted), leadership transfers.
 //
 // Checks: every client history is checked for linearizability (sim/linearizability.h); after
 // healing, a leader must emerge, every client must get answers again, and all members must
