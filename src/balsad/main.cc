@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -153,7 +154,11 @@ int main(int argc, char** argv) {
     const std::string member_dir = path_join(cfg.data_dir, "member");
     const std::string dir = path_join(member_dir, "raft");
     const std::string id_path = path_join(member_dir, "balsad-id");
-    const bool has_log = fs.exists(dir) && !fs.list(dir).empty();
+    bool has_log = false;  // any file under member/raft (wal/ and snap/ hold them)
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_regular_file()) has_log = true;
     const std::string identity = identity_text(cluster);
     if (!has_log && cfg.initial_cluster_state == "existing") {
       // etcd would ask the peers for the cluster and expect to find itself added with

@@ -47,16 +47,24 @@ done
 
 ep() { echo "127.0.0.1:${CPORT[$1]}"; }
 
-# start <name> [extra balsad flags...]: starts a member in the background (log: $DIR/<name>.log).
-start() {
+# member_args <name> [extra balsad flags...]: sets ARGS to the member's balsad flags. DATA_DIR,
+# INITIAL_CLUSTER and CLUSTER_TOKEN override the defaults ($DIR/<name>, $CLUSTER, $TOKEN).
+member_args() {
   local n=$1
   shift
-  "$BALSAD" --name "$n" --data-dir "$DIR/$n" --initial-cluster-token "$TOKEN" \
+  ARGS=(--name "$n" --data-dir "${DATA_DIR:-$DIR/$n}" --initial-cluster-token "${CLUSTER_TOKEN:-$TOKEN}" \
     --listen-client-urls "http://127.0.0.1:${CPORT[$n]}" --advertise-client-urls "http://127.0.0.1:${CPORT[$n]}" \
     --listen-peer-urls "http://127.0.0.1:${PPORT[$n]}" --initial-advertise-peer-urls "http://127.0.0.1:${PPORT[$n]}" \
     --listen-metrics-urls "http://127.0.0.1:${MPORT[$n]}" \
-    --initial-cluster "$CLUSTER" --log-level "${LOG_LEVEL:-info}" --election-timeout "$ELECTION_MS" \
-    --heartbeat-interval 100 --snapshot-count "${SNAPSHOT_COUNT:-100000}" "$@" >>"$DIR/$n.log" 2>&1 &
+    --initial-cluster "${INITIAL_CLUSTER:-$CLUSTER}" --log-level "${LOG_LEVEL:-info}" --election-timeout "$ELECTION_MS" \
+    --heartbeat-interval 100 --snapshot-count "${SNAPSHOT_COUNT:-100000}" "$@")
+}
+
+# start <name> [extra balsad flags...]: starts a member in the background (log: $DIR/<name>.log).
+start() {
+  local n=$1
+  member_args "$@"
+  "$BALSAD" "${ARGS[@]}" >>"$DIR/$n.log" 2>&1 &
   PID[$n]=$!
 }
 
