@@ -6,7 +6,7 @@ namespace balsa {
 
 void Histogram::observe(double seconds) {
   size_t k = 0;
-  while (k < kBounds.size() && seconds > kBounds[k]) ++k;
+  while (k < n_bounds_ && seconds > bounds_[k]) ++k;
   buckets_[k].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
   sum_micros_.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
@@ -15,11 +15,11 @@ void Histogram::observe(double seconds) {
 void Histogram::render(std::string& out, const std::string& name, const std::string& help) const {
   out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
   uint64_t cumulative = 0;
-  for (size_t k = 0; k < kBounds.size(); ++k) {
+  for (size_t k = 0; k < n_bounds_; ++k) {
     cumulative += buckets_[k].load(std::memory_order_relaxed);
-    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, kBounds[k], cumulative);
+    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds_[k], cumulative);
   }
-  cumulative += buckets_[kBounds.size()].load(std::memory_order_relaxed);
+  cumulative += buckets_[n_bounds_].load(std::memory_order_relaxed);
   out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
   out += fmt::format("{}_sum {}\n", name, static_cast<double>(sum_micros_.load()) / 1e6);
   out += fmt::format("{}_count {}\n", name, count_.load());
@@ -45,8 +45,12 @@ std::string NodeMetrics::render_prometheus() const {
   wal_fsync_seconds.render(out, "etcd_disk_wal_fsync_duration_seconds",
                            "The latency distributions of fsync called by WAL.");
   apply_seconds.render(out, "balsa_apply_duration_seconds", "Time to apply a batch of committed entries.");
-  append_rtt_seconds.render(out, "balsa_append_commit_duration_seconds",
-                            "Leader: time from a Ready's append to the commit of its last entry.");
+  proposal_seconds.render(out, "balsa_proposal_duration_seconds",
+                          "Time from propose() to the applied result, on the member that took the request.");
+  append_rtt_seconds.render(out, "balsa_raft_append_rtt_seconds",
+                            "Leader: time from sending entries to a follower to its acknowledgement of them.");
+  vote_rtt_seconds.render(out, "balsa_raft_vote_rtt_seconds",
+                          "Candidate: time from a vote or pre-vote request to a peer's reply.");
   gauge("balsa_raft_term", "The current Raft term.", term);
   gauge("balsa_raft_commit_index", "The commit index.", commit_index);
   gauge("balsa_raft_applied_index", "The applied index.", applied_index);

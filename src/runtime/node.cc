@@ -31,6 +31,7 @@ struct Node::Input {
   CommandCallback done;
   NodeId target;
   bool ok = false;
+  Executor::TimePoint at{};  // kPropose: when propose() was called
 };
 
 namespace {
@@ -185,7 +186,7 @@ void Node::propose(std::string command, CommandCallback done) {
     pending_bytes_.fetch_sub(bytes);
     done(std::move(r));
   };
-  enqueue(Input{Input::Kind::kPropose, {}, std::move(command), std::move(release), {}});
+  enqueue(Input{Input::Kind::kPropose, {}, std::move(command), std::move(release), {}, false, exec_->now()});
 }
 
 void Node::read_index(CommandCallback done) {
@@ -264,13 +265,14 @@ void Node::handle_inputs(std::vector<Input>& inputs) {
   for (Input& in : inputs) {
     switch (in.kind) {
       case Input::Kind::kMessage:
+        observe_incoming(in.msg);
         raw_->step(in.msg);
         break;
       case Input::Kind::kPropose: {
         const uint64_t id = next_request_++;
         batch.push_back(wrap(opt_.id, id, in.command));
         batch_ids.push_back(id);
-        proposals_.emplace(id, Pending{std::move(in.done), deadline, {}, {}});
+        proposals_.emplace(id, Pending{std::move(in.done), deadline, {}, {}, in.at});
         break;
       }
       case Input::Kind::kRead:
@@ -356,7 +358,10 @@ void Node::handle_ready() {
     metrics_.is_leader = rd.soft_state->role == Role::kLeader;
   }
   // The leader's appends go out while its own disk write runs (thesis §10.2.1).
-  if (!rd.messages.empty()) transport_.send(std::move(rd.messages));
+  if (!rd.messages.empty()) {
+    observe_outgoing(rd.messages);
+    transport_.send(std::move(rd.messages));
+  }
   if (rd.snapshot) {
     log_.apply_snapshot(*rd.snapshot);
     StringSource src(rd.snapshot->data);
@@ -384,7 +389,10 @@ void Node::handle_ready() {
     metrics_.wal_fsync_seconds.observe(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   // Only now: these promise that the entries and vote above are on disk.
-  if (!rd.persisted_messages.empty()) transport_.send(std::move(rd.persisted_messages));
+  if (!rd.persisted_messages.empty()) {
+    observe_outgoing(rd.persisted_messages);
+    transport_.send(std::move(rd.persisted_messages));
+  }
   if (!rd.committed_entries.empty()) apply(rd.committed_entries);
   for (ReadState& rs : rd.read_states) {
     auto it = reads_.find(rs.context);
@@ -429,6 +437,7 @@ void Node::apply(std::vector<Entry>& committed) {
       auto it = proposals_.find(env.request);
       if (it != proposals_.end()) {
         auto done = std::move(it->second.done);
+        metrics_.proposal_seconds.observe(std::chrono::duration<double>(exec_->now() - it->second.started).count());
         proposals_.erase(it);
         done(CommandResult{NodeError::kOk, k < results.size() ? std::move(results[k]) : std::string(),
                            raw_->raft().leader(), batch[k].index});
@@ -515,6 +524,40 @@ void Node::fatal(const std::string& why) {
     opt_.on_fatal(why);
   } else {
     std::abort();
+  }
+}
+
+// Round trips for metrics: one sample in flight per peer, so the cost is a map lookup per
+// message and the figure is an honest network + follower-disk round trip.
+void Node::observe_outgoing(const std::vector<Message>& msgs) {
+  const TimePoint now = exec_->now();
+  for (const Message& m : msgs) {
+    if (m.type == MessageType::kApp && !m.entries.empty()) {
+      RttProbe& p = append_probes_[m.to];
+      // A sample whose ack was lost would block the peer's samples forever: give up on it.
+      const auto stale = opt_.tick_interval * opt_.election_ticks * 2;
+      if (!p.active || now - p.sent > stale) p = RttProbe{true, m.entries.back().index.value, now};
+    } else if (m.type == MessageType::kVote || m.type == MessageType::kPreVote) {
+      vote_probes_[m.to] = RttProbe{true, m.term.value, now};
+    }
+  }
+}
+
+void Node::observe_incoming(const Message& m) {
+  if (m.type == MessageType::kAppResp) {
+    auto it = append_probes_.find(m.from);
+    if (it == append_probes_.end() || !it->second.active) return;
+    if (m.reject) {
+      it->second.active = false;  // the follower diverged: this sample measures nothing useful
+    } else if (m.index.value >= it->second.key) {
+      metrics_.append_rtt_seconds.observe(std::chrono::duration<double>(exec_->now() - it->second.sent).count());
+      it->second.active = false;
+    }
+  } else if (m.type == MessageType::kVoteResp || m.type == MessageType::kPreVoteResp) {
+    auto it = vote_probes_.find(m.from);
+    if (it == vote_probes_.end() || !it->second.active || it->second.key != m.term.value) return;
+    metrics_.vote_rtt_seconds.observe(std::chrono::duration<double>(exec_->now() - it->second.sent).count());
+    it->second.active = false;
   }
 }
 

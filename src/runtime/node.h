@@ -143,6 +143,13 @@ class Node {
     TimePoint deadline;
     LogIndex index;  // where it was appended (0 while unknown: forwarded)
     Term term;
+    TimePoint started{};  // when propose() was called (for balsa_proposal_duration_seconds)
+  };
+  // One round-trip sample in flight per peer (metrics only).
+  struct RttProbe {
+    bool active = false;
+    uint64_t key = 0;  // append: the last index sent; vote: the term asked for
+    TimePoint sent{};
   };
   struct Input;
 
@@ -158,6 +165,8 @@ class Node {
   void fail_all(NodeError error);
   void fatal(const std::string& why);
   void publish_status();
+  void observe_outgoing(const std::vector<Message>& msgs);
+  void observe_incoming(const Message& m);
   void enqueue(Input in);
 
   NodeOptions opt_;
@@ -188,6 +197,8 @@ class Node {
   std::unordered_map<uint64_t, Pending> proposals_;  // by request number
   std::unordered_map<std::string, std::vector<Pending>> reads_;  // by read context (a batch)
   std::vector<std::pair<LogIndex, Pending>> reads_waiting_apply_;
+  std::unordered_map<NodeId, RttProbe> append_probes_;
+  std::unordered_map<NodeId, RttProbe> vote_probes_;
   LogIndex last_snapshot_;
   NodeId last_leader_;
   NodeMetrics metrics_;

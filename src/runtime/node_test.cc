@@ -260,6 +260,27 @@ TEST_F(NodeCluster, OversizedProposalIsRefusedWithAClearError) {
   EXPECT_EQ(r.error, NodeError::kTooLarge);
 }
 
+TEST_F(NodeCluster, MetricsMeasureRoundTripsAndProposals) {
+  const int l = wait_leader();
+  ASSERT_GE(l, 0);
+  const int f = (l + 1) % 3;
+  for (int k = 0; k < 20; ++k) ASSERT_TRUE(propose(l, "m" + std::to_string(k)).ok());
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(propose(f, "f" + std::to_string(k)).ok());
+  const NodeMetrics& lm = members_[l]->node->metrics();
+  // Each successful proposal is one sample on the member that took it.
+  EXPECT_EQ(lm.proposal_seconds.count(), 20u);
+  EXPECT_EQ(members_[f]->node->metrics().proposal_seconds.count(), 5u);
+  // The leader measured append round trips to its followers; someone measured votes.
+  EXPECT_GT(lm.append_rtt_seconds.count(), 0u);
+  uint64_t votes = 0;
+  for (auto& m : members_) votes += m->node->metrics().vote_rtt_seconds.count();
+  EXPECT_GT(votes, 0u);
+  const std::string text = lm.render_prometheus();
+  for (const char* name : {"balsa_raft_append_rtt_seconds_bucket{le=\"0.0001\"}", "balsa_raft_vote_rtt_seconds_count",
+                           "balsa_proposal_duration_seconds_count 20", "etcd_disk_wal_fsync_duration_seconds_bucket"})
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+}
+
 TEST_F(NodeCluster, PendingBytesAreBoundedAndReleased) {
   max_pending_bytes_ = 8192;
   for (int i = 0; i < 3; ++i) {
