@@ -39,12 +39,19 @@ void report_percentiles(benchmark::State& state, std::vector<double>& us) {
   state.counters["p99_us"] = us[us.size() * 99 / 100];
 }
 
+WalOptions options_for(const benchmark::State& state, int zero_ahead_arg) {
+  WalOptions o;
+  o.zero_ahead_bytes = static_cast<uint64_t>(state.range(zero_ahead_arg)) << 10;
+  return o;
+}
+
 // One 256-byte entry per save(), each followed by its own fdatasync: the latency a lone client
-// sees. Compare p50_us with fio's fdatasync p50.
+// sees. Compare p50_us with fio's fdatasync p50. zero_ahead_kib: WalOptions::zero_ahead_bytes
+// (0: the segment's blocks stay fallocate's unwritten extents until a record reaches them).
 void BM_WalAppendSync256(benchmark::State& state) {
   ScopedDir dir;
   PosixFileSystem fs;
-  auto w = Wal::open(fs, dir.path + "/wal");
+  auto w = Wal::open(fs, dir.path + "/wal", options_for(state, 0));
   uint64_t i = 0;
   std::vector<double> us;
   us.reserve(20000);
@@ -58,7 +65,9 @@ void BM_WalAppendSync256(benchmark::State& state) {
   report_percentiles(state, us);
   state.counters["entries_per_s"] = benchmark::Counter(static_cast<double>(i), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_WalAppendSync256)->Iterations(3000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_WalAppendSync256)
+    ->ArgName("zero_ahead_kib")->Arg(256)->Arg(0)
+    ->Iterations(3000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // N producer threads, each appending one 256-byte entry at a time and waiting for it to be
 // durable, through GroupCommitWal. entries_per_s is the total; compare 64 with 1.
@@ -66,7 +75,7 @@ void BM_GroupCommit(benchmark::State& state) {
   const int producers = static_cast<int>(state.range(0));
   ScopedDir dir;
   PosixFileSystem fs;
-  auto w = Wal::open(fs, dir.path + "/wal");
+  auto w = Wal::open(fs, dir.path + "/wal", options_for(state, 1));
   const std::string payload(256, 'x');
   uint64_t total = 0, syncs = 0;
   double seconds = 0, save_seconds = 0;
@@ -106,7 +115,10 @@ void BM_GroupCommit(benchmark::State& state) {
   state.counters["save_us"] = save_seconds / static_cast<double>(syncs) * 1e6;
   state.counters["disk_busy"] = save_seconds / seconds;
 }
-BENCHMARK(BM_GroupCommit)->Arg(1)->Arg(64)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GroupCommit)
+    ->ArgNames({"producers", "zero_ahead_kib"})
+    ->Args({1, 256})->Args({64, 256})->Args({64, 0})
+    ->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Replay: Wal::open (verify every record, decode every entry) of a 256 MiB log, against a plain
 // sequential read of the same files. cold:1 evicts the files from the page cache first (disk

@@ -472,6 +472,7 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
     try {
       wal->file_ = fs.open(path, OpenMode::kReadWrite);
       wal->offset_ = end_offset;
+      wal->zeroed_to_ = end_offset;  // unknown beyond: zero again from here
       if (out.recovered.torn_tail) {
         // Zero the torn bytes so the next open sees a clean end here.
         wal->file_->truncate(end_offset);
@@ -543,6 +544,7 @@ void Wal::open_new_segment() {
   }
   segments_.push_back(std::move(seg));
   offset_ = kHeaderBytes;
+  zeroed_to_ = kHeaderBytes;
   // Carry the newest snapshot marker and hard state, so older segments can be deleted.
   std::string copies;
   if (snapshot_) encode_record(copies, WalRecordType::kSnapshot, codec::encode(*snapshot_));
@@ -560,6 +562,7 @@ void Wal::write_pending(bool sync) {
                  "wal: record at offset {} ({} bytes) in {} is off the 8-byte grid", offset_,
                  pending_.size(), path);
     try {
+      zero_ahead(offset_ + pending_.size());
       file_->write_at(offset_, pending_);
     } catch (const IoError& e) {
       pending_.clear();
@@ -575,6 +578,24 @@ void Wal::write_pending(bool sync) {
       die("fdatasync of " + path_join(dir_, segments_.back().name), e);
     }
   }
+}
+
+void Wal::zero_ahead(uint64_t end) {
+  // fallocate leaves "unwritten" extents: the first write into each block makes the next
+  // fdatasync also commit an extent conversion to the file system journal (on ext4 here ~160 µs
+  // instead of ~90 µs). Writing real zeros a chunk ahead of the records converts a whole chunk
+  // at a time, so most syncs only flush data. The zeros are beyond the log's end, where zeros
+  // are what recovery expects, so losing them in a crash changes nothing.
+  if (!options_.preallocate || options_.zero_ahead_bytes == 0 || end <= zeroed_to_) return;
+  const uint64_t limit = std::max(options_.segment_bytes, end);
+  const uint64_t to = std::min(limit, std::max(end, zeroed_to_ + options_.zero_ahead_bytes));
+  static const std::string zeros(1 << 20, '\0');
+  for (uint64_t at = zeroed_to_; at < to;) {
+    const uint64_t n = std::min<uint64_t>(zeros.size(), to - at);
+    file_->write_at(at, std::string_view(zeros.data(), n));
+    at += n;
+  }
+  zeroed_to_ = to;
 }
 
 void Wal::save(const HardState* hs, std::span<const Entry> entries, bool sync) {

@@ -91,6 +91,9 @@ struct WalOptions {
   uint64_t segment_bytes = 64ull << 20;
   // Preallocate each segment to segment_bytes with fallocate.
   bool preallocate = true;
+  // With preallocate: before records reach a part of the segment not yet written, write zeros
+  // this far ahead of them (see Wal::zero_ahead). 0: never.
+  uint64_t zero_ahead_bytes = 256 << 10;
   // Verify only: never create, repair or delete anything (balsa-log verify/dump).
   bool read_only = false;
 };
@@ -181,6 +184,7 @@ class Wal {
   void append_record(WalRecordType type, std::string_view payload);
   void write_pending(bool sync);
   void open_new_segment();
+  void zero_ahead(uint64_t end);
   void check_ok() const;
   [[noreturn]] void die(const std::string& what, const std::exception& e);
 
@@ -193,6 +197,7 @@ class Wal {
   std::vector<Segment> segments_;  // in order; the last is open for appends
   std::unique_ptr<File> file_;     // the last segment
   uint64_t offset_ = 0;            // end of the last record in the last segment
+  uint64_t zeroed_to_ = 0;         // [offset_, zeroed_to_) was written with zeros
 
   LogIndex last_index_;
   HardState hard_state_;
