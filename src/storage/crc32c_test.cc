@@ -34,9 +34,11 @@ TEST(Crc32c, ExtendEqualsWhole) {
 
 TEST(Crc32c, SoftwareMatchesHardwareOnAllLengthsAndAlignments) {
   std::mt19937_64 rng(7);
-  std::string buf(4096 + 16, '\0');
+  std::string buf(20000 + 16, '\0');
   for (char& c : buf) c = static_cast<char>(rng());
-  for (size_t len : {0u, 1u, 7u, 8u, 9u, 15u, 63u, 64u, 1000u, 4096u}) {
+  // Around the three-stream round sizes of the hardware path (384 and 6144 bytes) too.
+  for (size_t len : {0u, 1u, 7u, 8u, 9u, 15u, 63u, 64u, 383u, 384u, 385u, 767u, 768u, 1000u,
+                     1040u, 4096u, 6143u, 6144u, 6145u, 6528u, 12288u, 20000u}) {
     for (size_t align = 0; align < 8; ++align) {
       const uint32_t sw = detail::crc32c_software(0, buf.data() + align, len);
       EXPECT_EQ(sw, crc32c_extend(0, buf.data() + align, len));

@@ -34,6 +34,13 @@ class File {
   virtual void allocate(uint64_t bytes) = 0;
   virtual void truncate(uint64_t bytes) = 0;
   virtual uint64_t size() = 0;
+  // A read-only view of the file's first `n` bytes (n <= size()), valid until this File is
+  // destroyed or map() is called again; or an empty view when the file cannot be mapped (the
+  // caller then reads with read_at). The file must not shrink while the view is in use.
+  virtual std::string_view map(uint64_t n) {
+    (void)n;
+    return {};
+  }
 };
 
 enum class OpenMode : uint8_t {

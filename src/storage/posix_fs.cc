@@ -1,5 +1,6 @@
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +20,10 @@ namespace {
 class PosixFile final : public File {
  public:
   PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~PosixFile() override { ::close(fd_); }
+  ~PosixFile() override {
+    unmap();
+    ::close(fd_);
+  }
 
   void write_at(uint64_t offset, std::string_view data) override {
     const char* p = data.data();
@@ -78,8 +82,26 @@ class PosixFile final : public File {
     return static_cast<uint64_t>(st.st_size);
   }
 
+  std::string_view map(uint64_t n) override {
+    unmap();
+    if (n == 0) return {};
+    void* p = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, fd_, 0);
+    if (p == MAP_FAILED) return {};
+    ::madvise(p, n, MADV_SEQUENTIAL);  // read ahead generously; a hint, errors do not matter
+    map_ = p;
+    map_bytes_ = n;
+    return {static_cast<const char*>(p), n};
+  }
+
  private:
+  void unmap() {
+    if (map_) ::munmap(map_, map_bytes_);
+    map_ = nullptr;
+  }
+
   int fd_;
+  void* map_ = nullptr;
+  size_t map_bytes_ = 0;
   std::string path_;
 };
 

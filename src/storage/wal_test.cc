@@ -635,5 +635,48 @@ TEST(WalPosix, RoundTripWithRotationAndRelease) {
   EXPECT_FALSE(w.recovered.torn_tail);
 }
 
+// A node's own recovery maps segments; balsa-log's read-only one reads them. Same result, torn
+// tail included, and the mapping is gone before the torn tail is cut.
+TEST(WalPosix, MappedAndReadRecoveryAgree) {
+  testing::TempDir tmp;
+  PosixFileSystem fs;
+  const std::string dir = tmp.path() + "/wal";
+  {
+    auto w = Wal::open(fs, dir, small(1024));
+    for (uint64_t i = 1; i <= 120; i += 4) {
+      auto a = make_entries(i, i + 3);
+      const HardState hs{Term{1}, NodeId{1}, LogIndex{i}};
+      w.wal->save(&hs, a, true);
+    }
+    EXPECT_GT(w.wal->segment_count(), 3u);
+  }
+  auto pos = record_positions(fs, dir);
+  const auto last = pos.back();
+  ASSERT_EQ(last.type, WalRecordType::kHardState);
+  {  // tear the last record (the hard state with commit 117): its checksum no longer matches
+    auto f = fs.open(last.file, OpenMode::kReadWrite);
+    f->write_at(last.offset + 10, "XX");
+    f->sync();
+  }
+  WalOptions ro = small(1024);
+  ro.read_only = true;
+  auto r = Wal::open(fs, dir, ro);
+  auto w = Wal::open(fs, dir, small(1024));
+  ASSERT_TRUE(r.recovered.torn_tail);
+  ASSERT_TRUE(w.recovered.torn_tail);
+  EXPECT_EQ(r.recovered.torn_tail->offset, last.offset);
+  EXPECT_EQ(w.recovered.torn_tail->offset, last.offset);
+  EXPECT_EQ(r.recovered.entries, make_entries(1, 120));
+  EXPECT_EQ(r.recovered.hard_state.commit, LogIndex{113});
+  EXPECT_EQ(w.recovered.entries, r.recovered.entries);
+  EXPECT_EQ(w.recovered.hard_state, r.recovered.hard_state);
+  auto more = make_entries(120, 121, 2);
+  w.wal->save(nullptr, more, true);
+  w.wal.reset();
+  auto again = Wal::open(fs, dir, small(1024));
+  EXPECT_FALSE(again.recovered.torn_tail);
+  EXPECT_EQ(again.recovered.entries.back(), make_entry(121, 2));
+}
+
 }  // namespace
 }  // namespace balsa
