@@ -73,8 +73,9 @@ SnapshotWriter::~SnapshotWriter() {
 
 void SnapshotWriter::die(const std::string& what, const std::exception& e) {
   done_ = true;
-  throw StorageFatalError(fmt::format("balsa snapshot store: {} {} failed: {}", what,
-                                      tmp_path_, e.what()));
+  store_.fail(fmt::format("balsa snapshot store: {} {} failed: {}. The snapshot store has "
+                          "stopped and will not write again.",
+                          what, tmp_path_, e.what()));
 }
 
 void SnapshotWriter::flush() {
@@ -89,6 +90,7 @@ void SnapshotWriter::flush() {
 }
 
 void SnapshotWriter::write(std::string_view bytes) {
+  store_.check_ok();
   if (done_) throw std::logic_error("snapshot writer used after commit or failure");
   crc_ = crc32c_extend(crc_, bytes.data(), bytes.size());
   data_bytes_ += bytes.size();
@@ -97,6 +99,7 @@ void SnapshotWriter::write(std::string_view bytes) {
 }
 
 void SnapshotWriter::commit() {
+  store_.check_ok();
   if (done_) throw std::logic_error("snapshot writer committed twice or after failure");
   std::string trailer;
   put64(trailer, data_bytes_);
@@ -173,8 +176,18 @@ std::string SnapshotStore::file_name(const SnapshotMetadata& md) const {
   return fmt::format("{:016x}-{:016x}.snap", md.index.value, md.term.value);
 }
 
+void SnapshotStore::check_ok() const {
+  if (!failed_.empty()) throw StorageFatalError(failed_);
+}
+
+void SnapshotStore::fail(std::string message) {
+  if (failed_.empty()) failed_ = std::move(message);
+  throw StorageFatalError(failed_);
+}
+
 std::unique_ptr<SnapshotWriter> SnapshotStore::begin(const SnapshotMetadata& md) {
   if (read_only_) throw std::logic_error("snapshot store is read-only");
+  check_ok();
   const std::string final = path_join(dir_, file_name(md));
   const std::string tmp = final + ".tmp";
   std::string header(kMagic, 8);
@@ -189,7 +202,7 @@ std::unique_ptr<SnapshotWriter> SnapshotStore::begin(const SnapshotMetadata& md)
     f = fs_.open(tmp, OpenMode::kCreate);
     f->write_at(0, header);
   } catch (const IoError& e) {
-    throw StorageFatalError(fmt::format("balsa snapshot store: creating {} failed: {}", tmp, e.what()));
+    fail(fmt::format("balsa snapshot store: creating {} failed: {}", tmp, e.what()));
   }
   return std::unique_ptr<SnapshotWriter>(
       new SnapshotWriter(*this, md, tmp, final, std::move(f), header.size()));
@@ -283,6 +296,7 @@ std::unique_ptr<SnapshotReader> SnapshotStore::open(LogIndex index) {
 
 void SnapshotStore::prune() {
   if (read_only_) return;
+  check_ok();
   std::vector<std::pair<uint64_t, std::string>> snaps;
   for (const std::string& name : fs_.list(dir_)) {
     uint64_t i = 0, t = 0;
@@ -294,7 +308,7 @@ void SnapshotStore::prune() {
     for (size_t k = 0; k + keep_ < snaps.size(); ++k) fs_.remove(path_join(dir_, snaps[k].second));
     fs_.sync_dir(dir_);
   } catch (const IoError& e) {
-    throw StorageFatalError(std::string("balsa snapshot store: pruning failed: ") + e.what());
+    fail(std::string("balsa snapshot store: pruning ") + dir_ + " failed: " + e.what());
   }
 }
 

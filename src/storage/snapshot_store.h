@@ -21,7 +21,8 @@
 // StorageCorruptionError naming the file and offset.
 //
 // Any I/O failure while writing throws StorageFatalError: like the WAL, a failed fsync is never
-// retried.
+// retried, and the store is failed for good: every later begin(), write, commit() or prune()
+// throws the same error without touching the disk.
 #pragma once
 
 #include <memory>
@@ -113,11 +114,14 @@ class SnapshotStore {
  private:
   friend class SnapshotWriter;
   std::unique_ptr<SnapshotReader> open_path(const std::string& path, bool verify);
+  void check_ok() const;
+  [[noreturn]] void fail(std::string message);
 
   FileSystem& fs_;
   std::string dir_;
   size_t keep_;
   bool read_only_;
+  std::string failed_;  // the first fatal error; non-empty: the store is stopped
 };
 
 }  // namespace balsa

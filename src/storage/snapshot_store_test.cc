@@ -135,7 +135,29 @@ TEST(SnapshotStore, FailedSyncIsFatal) {
   w->write("abc");
   fs.fail_next_sync();
   EXPECT_THROW(w->commit(), StorageFatalError);
-  EXPECT_THROW(w->commit(), std::logic_error);
+  // The store is stopped: nothing more is written or synced, and the error says why.
+  const uint64_t syncs = fs.sync_count();
+  EXPECT_THROW(w->commit(), StorageFatalError);
+  try {
+    store.begin(meta(4));
+    FAIL() << "begin() after a failed fsync";
+  } catch (const StorageFatalError& e) {
+    EXPECT_NE(std::string(e.what()).find("fdatasync"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(kDir), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(store.prune(), StorageFatalError);
+  EXPECT_EQ(fs.sync_count(), syncs) << "an fsync was attempted after one failed";
+  EXPECT_FALSE(fs.exists(kDir + "/" + store.file_name(meta(3))));
+}
+
+TEST(SnapshotStore, FailedDirectorySyncOnPruneIsFatal) {
+  SimFileSystem fs;
+  SnapshotStore store(fs, kDir, /*keep=*/1);
+  write_snapshot(store, meta(1), "one");
+  write_snapshot(store, meta(2), "two");
+  fs.fail_next_sync();  // the directory fsync after removing snapshot 1
+  EXPECT_THROW(store.prune(), StorageFatalError);
+  EXPECT_THROW(store.begin(meta(3)), StorageFatalError);
 }
 
 TEST(SnapshotStore, PosixRoundTrip) {

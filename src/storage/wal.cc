@@ -322,7 +322,12 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
       // A segment whose creation did not finish: it never held a record.
       if (!options.read_only) {
-        fs.remove(path_join(dir, name));
+        try {
+          fs.remove(path_join(dir, name));
+        } catch (const IoError& e) {
+          throw StorageFatalError(std::string("balsa wal: removing ") + path_join(dir, name) +
+                                  " failed: " + e.what());
+        }
         removed_tmp = true;
       }
       continue;
@@ -334,7 +339,14 @@ Wal::Opened Wal::open(FileSystem& fs, std::string dir, WalOptions options, const
     s.name = name;
     segments.push_back(std::move(s));
   }
-  if (removed_tmp) fs.sync_dir(dir);
+  if (removed_tmp) {
+    try {
+      fs.sync_dir(dir);
+    } catch (const IoError& e) {
+      throw StorageFatalError(std::string("balsa wal: fsync of directory ") + dir +
+                              " failed: " + e.what());
+    }
+  }
   std::sort(segments.begin(), segments.end(),
             [](const Segment& a, const Segment& b) { return a.seq < b.seq; });
 
