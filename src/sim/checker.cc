@@ -57,7 +57,9 @@ void SafetyChecker::on_log_write(NodeId node, const Entry& e, std::optional<Term
          " (committed term " + std::to_string(committed_terms_[e.index.value - 1].value) + ")");
 }
 
-void SafetyChecker::on_commit(NodeId node, uint64_t incarnation, LogIndex commit, Term term_at_commit) {
+void SafetyChecker::on_commit(NodeId node, uint64_t incarnation, LogIndex commit, Term term_at_commit,
+                              Term node_term) {
+  while (committed_in_.size() < commit.value) committed_in_.push_back(node_term);
   auto& seen = commit_seen_[{node.value, incarnation}];
   if (commit < seen)
     fail("commit index of node " + std::to_string(node.value) + " went back from " +

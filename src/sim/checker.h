@@ -32,13 +32,17 @@ class SafetyChecker {
   // node's log at the time (nullopt if unknown: compacted). node_commit is the node's durable
   // commit index: an entry at or below it must never change.
   void on_log_write(NodeId node, const Entry& e, std::optional<Term> prev_term, LogIndex node_commit);
-  // A node's commit index (it holds `term_at_commit` there).
-  void on_commit(NodeId node, uint64_t incarnation, LogIndex commit, Term term_at_commit);
+  // A node's commit index (it holds `term_at_commit` there); `node_term` is the node's current
+  // term, taken as the term in which the entries up to `commit` were first known committed.
+  void on_commit(NodeId node, uint64_t incarnation, LogIndex commit, Term term_at_commit, Term node_term);
   // A node applied entry e, its hash chain now being `hash`.
   void on_apply(NodeId node, const Entry& e, uint64_t hash);
   // A node restored a snapshot at index with the given chain hash.
   void on_restore(NodeId node, LogIndex index, uint64_t hash);
-  // Leader completeness: `term_of(i)` answers the new leader's term at i (nullopt: compacted).
+  // Leader completeness: a leader of `term` holds every entry committed in an earlier term.
+  // (Entries committed in `term` or later need not be there: a vote from an older term may
+  // arrive late and elect a leader after a later term has committed more.) `term_of(i)`
+  // answers the new leader's term at i (nullopt: compacted).
   template <typename F>
   void check_leader_complete(NodeId node, Term term, LogIndex first_index, F term_of);
   void on_ack(const std::string& command, LogIndex index);
@@ -58,6 +62,7 @@ class SafetyChecker {
   struct Written { uint64_t data_hash; Term prev_term; };
   std::map<std::pair<uint64_t, uint64_t>, Written> written_;  // (index, term) -> what it holds
   std::vector<Term> committed_terms_;                          // [i-1] = term committed at i
+  std::vector<Term> committed_in_;                             // [i-1] = term i was first known committed in
   std::vector<uint64_t> chain_;                                // [i-1] = canonical hash at i
   std::vector<std::string> canonical_;                         // [i-1] = canonical data at i
   std::unordered_map<std::string, uint64_t> applied_count_;    // command -> times in canonical
@@ -70,6 +75,8 @@ void SafetyChecker::check_leader_complete(NodeId node, Term term, LogIndex first
   for (size_t k = 0; k < committed_terms_.size(); ++k) {
     const LogIndex i{k + 1};
     if (i < first_index) continue;  // covered by the leader's snapshot
+    // Known committed only in this term or later (or not yet seen in on_commit): not required.
+    if (k >= committed_in_.size() || committed_in_[k] >= term) continue;
     std::optional<Term> t = term_of(i);
     if (!t || *t != committed_terms_[k]) {
       fail("leader completeness: node " + std::to_string(node.value) + " leader of term " +

@@ -354,7 +354,8 @@ class Simulation {
     }
     if (!entries.empty()) {
       const RaftLog& log = n.raw->raft().log();
-      checker_.on_commit(n.id, n.incarnation, log.committed(), log.term_or_zero(log.committed()));
+      checker_.on_commit(n.id, n.incarnation, log.committed(), log.term_or_zero(log.committed()),
+                         n.raw->raft().term());
     }
   }
 
