@@ -597,7 +597,11 @@ TEST(MvccStoreTxn, DuplicateKeyRules) {
 TEST(MvccStoreTxn, LimitsAndValidation) {
   Kv kv;
   pb::TxnRequest t;
-  for (int i = 0; i < 128; ++i) *t.add_success() = OpPut("k" + std::to_string(i), "v");
+  for (int i = 0; i < 128; ++i) {
+    std::string key = "k";  // (not "k" + to_string: GCC 12 -O3 raises a false -Wrestrict on it)
+    key += std::to_string(i);
+    *t.add_success() = OpPut(key, "v");
+  }
   EXPECT_TRUE(kv.txn_status(t).ok());
   *t.add_success() = OpPut("k128", "v");
   Status s = kv.txn_status(t);
