@@ -1,5 +1,5 @@
-// SHA-1 (FIPS 180-4), only to derive member and cluster ids the way etcd does (its ids are the
-// first 8 bytes of a SHA-1). Not for anything that needs a secure hash.
+// SHA-1 (OpenSSL's libcrypto), only to derive member and cluster ids the way etcd does (its ids
+// are the first 8 bytes of a SHA-1). Not for anything that needs a secure hash.
 #pragma once
 
 #include <array>
