@@ -1,5 +1,6 @@
 #include "kv/kv_state_machine.h"
 
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -90,6 +91,17 @@ void KvStateMachine::save_snapshot(ByteSink& out) {
   }
   out.write(header);
   store_.save(out);
+}
+
+std::function<void(ByteSink&)> KvStateMachine::snapshot_image() {
+  auto image = std::make_shared<StringSink>();
+  save_snapshot(*image);
+  return [image](ByteSink& out) {
+    // In slices, so the writer's buffer never holds a second copy of the whole image.
+    constexpr size_t kSlice = 1 << 20;
+    const std::string_view all = image->out;
+    for (size_t pos = 0; pos < all.size(); pos += kSlice) out.write(all.substr(pos, kSlice));
+  };
 }
 
 void KvStateMachine::restore_snapshot(ByteSource& in, LogIndex index) {

@@ -40,6 +40,10 @@ class KvStateMachine final : public StateMachine {
   // u64 id, u32-length-prefixed name, u32 URL count, u32-length-prefixed URLs; then
   // MvccStore::save's image. "BALSASM1" images (no member section) still restore.
   void save_snapshot(ByteSink& out) override;
+  // The image serialized in memory now (under the shared lock, as save_snapshot), written out
+  // later by the runtime's background thread: the loop pays the serialization, not the file
+  // write and fsync. Costs a transient copy of the image in memory.
+  std::function<void(ByteSink&)> snapshot_image() override;
   // Throws std::runtime_error on a malformed image or one taken at another index; the
   // state is then unchanged.
   void restore_snapshot(ByteSource& in, LogIndex index) override;

@@ -78,6 +78,8 @@ Node::Node(NodeOptions options, DurableLog& log, StateMachine& sm, Transport& tr
     : opt_(std::move(options)), log_(log), sm_(sm), transport_(transport) {
   if (opt_.executor == nullptr) own_executor_ = std::make_unique<ThreadExecutor>();
   exec_ = opt_.executor != nullptr ? opt_.executor : own_executor_.get();
+  if (opt_.background == nullptr) own_background_ = std::make_unique<ThreadExecutor>();
+  bg_ = opt_.background != nullptr ? opt_.background : own_background_.get();
   // Restart: the state machine starts from the latest snapshot; the core then hands out the
   // committed entries after it again.
   const Snapshot snap = log_.snapshot();
@@ -118,6 +120,7 @@ void Node::start() {
     enqueue(std::move(in));
   });
   if (own_executor_) own_executor_->start();
+  if (own_background_) own_background_->start();
   next_tick_ = exec_->now() + opt_.tick_interval;
   exec_->post_at(next_tick_, [this, alive = alive_] {
     if (*alive) on_tick();
@@ -134,6 +137,10 @@ void Node::stop() {
   // external one, the caller guarantees no task of ours runs concurrently (executor.h).
   if (own_executor_) own_executor_->stop();
   alive_->store(false);
+  // A snapshot image being written finishes (its job holds the writer); one not started is
+  // dropped. Either way it is never recorded: the next start uses the WAL's last snapshot.
+  if (own_background_) own_background_->stop();
+  snapshot_writer_.reset();
   transport_.stop();
   // Work that arrived but was never drained.
   std::vector<Input> left;
@@ -342,10 +349,10 @@ void Node::handle_ready() {
     if (leader != last_leader_) {
       if (leader != kNoNode) {
         metrics_.leader_changes++;
-        spdlog::info("raft: node {} sees leader {} at term {} (role {})", opt_.id.value, leader.value,
+        spdlog::info("raft: node {:x} sees leader {:x} at term {} (role {})", opt_.id.value, leader.value,
                      raw_->raft().term().value, to_string(rd.soft_state->role));
       } else {
-        spdlog::info("raft: node {} lost leader {} at term {}", opt_.id.value, last_leader_.value,
+        spdlog::info("raft: node {:x} lost leader {:x} at term {}", opt_.id.value, last_leader_.value,
                      raw_->raft().term().value);
       }
       // Reads sent to the old leader died with its term: fail them so clients retry at once.
@@ -381,7 +388,7 @@ void Node::handle_ready() {
       p.done(CommandResult{NodeError::kTimeout, {}, raw_->raft().leader(), p.index});
       it = proposals_.erase(it);
     }
-    spdlog::info("raft: node {} restored snapshot at index {}", opt_.id.value, rd.snapshot->metadata.index.value);
+    spdlog::info("raft: node {:x} restored snapshot at index {}", opt_.id.value, rd.snapshot->metadata.index.value);
   }
   if (!rd.entries.empty() || rd.hard_state) {
     const auto t0 = Clock::now();
@@ -461,18 +468,64 @@ void Node::apply(std::vector<Entry>& committed) {
 }
 
 void Node::maybe_snapshot() {
+  if (snapshot_writer_) return;  // one at a time
   const LogIndex applied = raw_->raft().log().applied();
   if (applied < last_snapshot_ + opt_.snapshot_entries) return;
-  const auto t0 = Clock::now();
-  log_.create_snapshot(applied, raw_->raft().conf(), [&](ByteSink& out) { sm_.save_snapshot(out); });
-  last_snapshot_ = applied;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::function<void(ByteSink&)> image = sm_.snapshot_image();
+  if (!image) {
+    log_.create_snapshot(applied, raw_->raft().conf(), [&](ByteSink& out) { sm_.save_snapshot(out); });
+    snapshot_recorded(applied, t0);
+    return;
+  }
+  // The image is written and synced on bg_; the loop goes on appending, acking and applying.
+  snapshot_writer_ = std::shared_ptr<SnapshotWriter>(log_.begin_snapshot(applied, raw_->raft().conf()));
+  snapshot_started_ = t0;
+  bg_->post([this, alive = alive_, weak = std::weak_ptr<SnapshotWriter>(snapshot_writer_), applied,
+             image = std::move(image)] {
+    std::shared_ptr<SnapshotWriter> writer = weak.lock();
+    if (!writer || !*alive) return;
+    std::string error;
+    try {
+      image(*writer);
+      writer->commit();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    writer.reset();
+    exec_->post([this, alive, applied, error] {
+      if (*alive) snapshot_written(applied, error);
+    });
+  });
+}
+
+void Node::snapshot_written(LogIndex index, const std::string& error) {
+  std::shared_ptr<SnapshotWriter> writer = std::move(snapshot_writer_);
+  if (!writer || failed_) return;
+  if (!error.empty()) {
+    // A failed write or fsync of the image: the store has stopped; so does the node.
+    fatal("writing the snapshot at index " + std::to_string(index.value) + ": " + error);
+    return;
+  }
+  run_guarded([&] {
+    if (log_.finish_snapshot(writer->metadata())) {
+      snapshot_recorded(index, snapshot_started_);
+    } else {
+      spdlog::info("raft: node {:x} dropped its snapshot at index {}: a newer one arrived meanwhile",
+                   opt_.id.value, index.value);
+    }
+  });
+}
+
+void Node::snapshot_recorded(LogIndex applied, std::chrono::steady_clock::time_point started) {
+  last_snapshot_ = std::max(last_snapshot_, applied);
   metrics_.snapshots_saved++;
   if (applied.value > opt_.catchup_entries) {
     const LogIndex upto = applied - opt_.catchup_entries;
     if (upto >= log_.first_index()) log_.compact(upto);
   }
-  spdlog::info("raft: node {} saved snapshot at index {} in {:.1f} ms", opt_.id.value, applied.value,
-               std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  spdlog::info("raft: node {:x} saved snapshot at index {} in {:.1f} ms", opt_.id.value, applied.value,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
 }
 
 void Node::expire(TimePoint now) {
@@ -514,7 +567,7 @@ void Node::fail_all(NodeError error) {
 void Node::fatal(const std::string& why) {
   // Never continue after a failed write or fsync: what the disk holds is no longer known.
   failed_ = true;
-  spdlog::critical("raft: node {} stopping on storage failure: {}", opt_.id.value, why);
+  spdlog::critical("raft: node {:x} stopping on storage failure: {}", opt_.id.value, why);
   fail_all(NodeError::kStopped);
   {
     std::lock_guard lk(status_mu_);

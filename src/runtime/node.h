@@ -96,6 +96,9 @@ struct NodeOptions {
   // clock). Otherwise it must be serial (executor.h), outlive the node, and never run a task
   // of this node concurrently with its destructor (the simulator's executor is one thread).
   Executor* executor = nullptr;
+  // Where snapshot images are written and synced when the StateMachine offers snapshot_image().
+  // Null: the node owns a ThreadExecutor for it. Same rules as `executor`.
+  Executor* background = nullptr;
   NodeBug planted_bug = NodeBug::kNone;
 };
 
@@ -161,6 +164,8 @@ class Node {
   void handle_ready();
   void apply(std::vector<Entry>& committed);
   void maybe_snapshot();
+  void snapshot_written(LogIndex index, const std::string& error);
+  void snapshot_recorded(LogIndex index, std::chrono::steady_clock::time_point started);
   void expire(TimePoint now);
   void fail_all(NodeError error);
   void fatal(const std::string& why);
@@ -177,6 +182,8 @@ class Node {
 
   std::unique_ptr<ThreadExecutor> own_executor_;
   Executor* exec_;
+  std::unique_ptr<ThreadExecutor> own_background_;
+  Executor* bg_;
   // Tasks check it before touching the node: false once stop() began.
   std::shared_ptr<std::atomic<bool>> alive_ = std::make_shared<std::atomic<bool>>(true);
 
@@ -200,6 +207,10 @@ class Node {
   std::unordered_map<NodeId, RttProbe> append_probes_;
   std::unordered_map<NodeId, RttProbe> vote_probes_;
   LogIndex last_snapshot_;
+  // The snapshot being written on bg_ (at most one). The job holds only a weak reference, so
+  // dropping this discards it.
+  std::shared_ptr<SnapshotWriter> snapshot_writer_;
+  std::chrono::steady_clock::time_point snapshot_started_;
   NodeId last_leader_;
   NodeMetrics metrics_;
 };

@@ -1,6 +1,7 @@
 // The one interface a user implements to replicate a state machine with Balsa.
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,6 +27,14 @@ class StateMachine {
 
   // Writes a consistent image of the state as of applied_index() to `out`.
   virtual void save_snapshot(ByteSink& out) = 0;
+
+  // Optional, for state machines whose image is slow to write: returns a function that writes
+  // an image of the state as of applied_index() (what save_snapshot would write) and that
+  // stays valid while apply() goes on, e.g. over a copy-on-write view or a serialized copy.
+  // The runtime calls it on another thread, so the loop keeps appending, acking and applying
+  // while the image is written and synced. The default (empty) means: use save_snapshot on
+  // the loop thread.
+  virtual std::function<void(ByteSink&)> snapshot_image() { return {}; }
 
   // Replaces all state with the image read from `in`, taken at `index`.
   virtual void restore_snapshot(ByteSource& in, LogIndex index) = 0;

@@ -67,11 +67,13 @@ class Scheduler {
 
 // The Node's executor on virtual time. kill() turns every task still queued into a no-op:
 // that is a process dying between two steps.
+// `post_delay_us` models work that takes time (the background snapshot writer): its tasks run
+// that much later, so the node's loop runs in between.
 class SimExecutor final : public Executor {
  public:
-  explicit SimExecutor(Scheduler& s) : s_(s) {}
+  explicit SimExecutor(Scheduler& s, uint64_t post_delay_us = 0) : s_(s), post_delay_us_(post_delay_us) {}
   TimePoint now() const override { return TimePoint(std::chrono::microseconds(s_.now())); }
-  void post(Task task) override { s_.at(s_.now(), wrap(std::move(task))); }
+  void post(Task task) override { s_.at(s_.now() + post_delay_us_, wrap(std::move(task))); }
   void post_at(TimePoint when, Task task) override {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
     s_.at(static_cast<uint64_t>(std::max<int64_t>(us, 0)), wrap(std::move(task)));
@@ -85,6 +87,7 @@ class SimExecutor final : public Executor {
     };
   }
   Scheduler& s_;
+  uint64_t post_delay_us_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
@@ -118,6 +121,7 @@ struct Member {
   std::unique_ptr<kv::KvStateMachine> sm;
   std::unique_ptr<SimTransport> transport;
   std::unique_ptr<SimExecutor> exec;
+  std::unique_ptr<SimExecutor> background;  // the snapshot writer's thread
   std::unique_ptr<Node> node;
   NodeId seen_leader;
   uint64_t restored_before = 0;  // snapshots restored by earlier incarnations
@@ -249,6 +253,7 @@ class NodeSimulation {
     m.sm = std::make_unique<kv::KvStateMachine>();
     m.transport = std::make_unique<SimTransport>(*this, i);
     m.exec = std::make_unique<SimExecutor>(sched_);
+    m.background = std::make_unique<SimExecutor>(sched_, 1'000 + rng_.below(100'000));
     NodeOptions o;
     o.id = m.id;
     o.voters = voters_;
@@ -260,6 +265,7 @@ class NodeSimulation {
     o.request_timeout = 1500ms;
     o.seed = opt_.seed * 1000003 + static_cast<uint64_t>(i) * 7919 + m.incarnation + 1;
     o.executor = m.exec.get();
+    o.background = m.background.get();
     o.planted_bug = opt_.planted_bug;
     const uint64_t inc = m.incarnation;
     o.on_fatal = [this, i, inc](const std::string& why) {
@@ -282,12 +288,14 @@ class NodeSimulation {
     m.up = false;
     m.incarnation++;
     m.exec->kill();
+    m.background->kill();  // a snapshot image being written dies with the process
     m.restored_before += m.node->metrics().snapshots_restored.load();
     m.node.reset();  // pending client calls learn kStopped: their outcome is unknown
     m.transport.reset();
     m.sm.reset();
     m.log.reset();
     m.exec.reset();
+    m.background.reset();
     m.fs->clear_faults();
     m.fs->crash(rng_.next());
     result_.crashes++;
@@ -630,6 +638,7 @@ class NodeSimulation {
       if (!m.up) continue;
       result_.snapshots_restored += m.node->metrics().snapshots_restored.load();
       m.exec->kill();
+      m.background->kill();
       m.node.reset();
       m.up = false;
     }

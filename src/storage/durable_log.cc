@@ -65,16 +65,29 @@ void DurableLog::apply_snapshot(const Snapshot& snap) {
 
 void DurableLog::create_snapshot(LogIndex index, const ConfState& conf,
                                  const std::function<void(ByteSink&)>& write_image) {
+  auto writer = begin_snapshot(index, conf);
+  write_image(*writer);
+  writer->commit();
+  finish_snapshot(writer->metadata());
+}
+
+std::unique_ptr<SnapshotWriter> DurableLog::begin_snapshot(LogIndex index, const ConfState& conf) {
   StorageError err{};
   const auto t = cache_.term(index, &err);
   if (!t) throw std::invalid_argument(fmt::format("create_snapshot: no entry at {}", index.value));
-  const SnapshotMetadata md{index, *t, conf};
-  auto writer = store_->begin(md);
-  write_image(*writer);
-  writer->commit();
+  return store_->begin(SnapshotMetadata{index, *t, conf});
+}
+
+bool DurableLog::finish_snapshot(const SnapshotMetadata& md) {
+  if (md.index <= cache_.snapshot().metadata.index) {
+    // A leader's snapshot (or a later local one) already covers it: the file is surplus.
+    store_->prune();
+    return false;
+  }
   wal_->save_snapshot(md);
   store_->prune();
-  cache_.create_snapshot(index, conf, {});
+  cache_.create_snapshot(md.index, md.conf, {});
+  return true;
 }
 
 void DurableLog::compact(LogIndex index) {

@@ -60,9 +60,18 @@ class DurableLog final : public Storage {
   void apply_snapshot(const Snapshot& snap);
 
   // A snapshot of the local state machine at `index` (<= last_index()). Entries stay until
-  // compact().
+  // compact(). Equivalent to begin_snapshot, writing the image, commit(), finish_snapshot.
   void create_snapshot(LogIndex index, const ConfState& conf,
                        const std::function<void(ByteSink&)>& write_image);
+
+  // The same in steps, so the image can be written and synced off the owner's thread:
+  //   auto w = log.begin_snapshot(i, conf);           // owner's thread
+  //   write the image into *w; w->commit();           // any one thread (fsync + rename)
+  //   log.finish_snapshot(w->metadata());             // owner's thread: recorded in the WAL
+  // Meanwhile the owner may persist, apply leader snapshots and so on. finish_snapshot returns
+  // false (and records nothing) when a snapshot at or past this index got there first.
+  std::unique_ptr<SnapshotWriter> begin_snapshot(LogIndex index, const ConfState& conf);
+  bool finish_snapshot(const SnapshotMetadata& md);
 
   // Forgets entries up to `index` (at most the snapshot index), in the cache and in whole WAL
   // segments.

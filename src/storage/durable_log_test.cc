@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "storage/sim_fs.h"
 #include "storage/test_util.h"
 
@@ -119,6 +121,63 @@ TEST(DurableLog, CrashBetweenSnapshotCommitAndWalMarkerIsHarmless) {
   auto log = DurableLog::open(fs, kDir, small());
   EXPECT_EQ(log->snapshot().data, "five");
   EXPECT_EQ(log->last_index(), LogIndex{10});
+}
+
+// The runtime writes a local snapshot's image on a background thread while its loop keeps
+// persisting: begin on the owner's thread, write + commit elsewhere, finish on the owner's.
+TEST(DurableLog, SnapshotInStepsWhileTheLogKeepsGrowing) {
+  SimFileSystem fs;
+  const ConfState conf{{NodeId{1}, NodeId{2}}, {}, {}};
+  DurableLogOptions o = small();
+  o.keep_snapshots = 2;
+  {
+    auto log = DurableLog::open(fs, kDir, o);
+    const HardState hs{Term{1}, NodeId{1}, LogIndex{40}};
+    log->persist(&hs, make_entries(1, 40));
+    auto writer = log->begin_snapshot(LogIndex{40}, conf);
+    std::thread bg([&] {
+      for (int k = 0; k < 1000; ++k) writer->write("image-block;");
+      writer->commit();
+    });
+    for (uint64_t i = 41; i <= 100; i += 5) {
+      const HardState h{Term{1}, NodeId{1}, LogIndex{i + 4}};
+      log->persist(&h, make_entries(i, i + 4));
+    }
+    bg.join();
+    // Not recorded yet: the log still names no snapshot.
+    EXPECT_TRUE(log->snapshot().empty());
+    ASSERT_TRUE(log->finish_snapshot(writer->metadata()));
+    EXPECT_EQ(log->snapshot().metadata.index, LogIndex{40});
+    log->compact(LogIndex{30});
+  }
+  auto log = DurableLog::open(fs, kDir, o);
+  const Snapshot snap = log->snapshot();
+  EXPECT_EQ(snap.metadata.index, LogIndex{40});
+  EXPECT_EQ(snap.metadata.conf, conf);
+  EXPECT_EQ(snap.data.size(), 12u * 1000u);
+  EXPECT_EQ(log->first_index(), LogIndex{41});  // recovery starts after the snapshot
+  EXPECT_EQ(log->last_index(), LogIndex{100});
+}
+
+TEST(DurableLog, BackgroundSnapshotOvertakenByTheLeadersIsNotRecorded) {
+  SimFileSystem fs;
+  const ConfState conf{{NodeId{1}}, {}, {}};
+  const Snapshot leader{SnapshotMetadata{LogIndex{60}, Term{3}, conf}, "leader-state"};
+  {
+    auto log = DurableLog::open(fs, kDir, small());
+    const HardState hs{Term{1}, NodeId{0}, LogIndex{20}};
+    log->persist(&hs, make_entries(1, 20));
+    auto writer = log->begin_snapshot(LogIndex{20}, conf);
+    writer->write("local@20");
+    log->apply_snapshot(leader);  // arrives while the local image is being written
+    writer->commit();
+    EXPECT_FALSE(log->finish_snapshot(writer->metadata()));
+    EXPECT_EQ(log->snapshot(), leader);
+    EXPECT_EQ(log->first_index(), LogIndex{61});
+  }
+  auto log = DurableLog::open(fs, kDir, small());
+  EXPECT_EQ(log->snapshot(), leader);
+  EXPECT_EQ(log->first_index(), LogIndex{61});
 }
 
 }  // namespace

@@ -177,10 +177,12 @@ std::string SnapshotStore::file_name(const SnapshotMetadata& md) const {
 }
 
 void SnapshotStore::check_ok() const {
+  std::lock_guard lk(failed_mu_);
   if (!failed_.empty()) throw StorageFatalError(failed_);
 }
 
 void SnapshotStore::fail(std::string message) {
+  std::lock_guard lk(failed_mu_);
   if (failed_.empty()) failed_ = std::move(message);
   throw StorageFatalError(failed_);
 }

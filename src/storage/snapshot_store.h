@@ -26,6 +26,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -90,6 +91,8 @@ class SnapshotReader final : public ByteSource {
   uint32_t crc_ = 0;
 };
 
+// Threading: one SnapshotWriter may be written and committed on another thread while the
+// owner keeps using the store (begin, open, list, prune) on its own; nothing else is shared.
 class SnapshotStore {
  public:
   // Keeps the newest `keep` snapshots (at least 1). `read_only` never creates, deletes or repairs.
@@ -121,7 +124,10 @@ class SnapshotStore {
   std::string dir_;
   size_t keep_;
   bool read_only_;
-  std::string failed_;  // the first fatal error; non-empty: the store is stopped
+  // The first fatal error; non-empty: the store is stopped. Guarded: a writer may commit on
+  // a background thread while the node's loop uses the store.
+  mutable std::mutex failed_mu_;
+  std::string failed_;
 };
 
 }  // namespace balsa
