@@ -9,6 +9,7 @@
 #   SYSTEMS="balsad etcd"
 #   DATA_ROOT=/var/tmp   where the data dirs go (must be a real disk for fsync to mean anything)
 #   BALSAD_ARGS=...      extra balsad flags
+#   KEEP_LOGS=DIR        copy each run's member logs to DIR/<system>-<load>/ before cleaning up
 set -uo pipefail
 
 BALSAD=${1:-build/src/balsad/balsad}
@@ -80,6 +81,7 @@ for sys in $SYSTEMS; do
     if [[ $sys == balsad ]]; then
       grep -ho 'saved snapshot at index [0-9]* in [0-9.]* ms' "$dir"/*.log | sed "s/^/$sys $load: /" | sort -u -k7,7n | tail -3
     fi
+    if [[ -n ${KEEP_LOGS:-} ]]; then mkdir -p "$KEEP_LOGS/$sys-$load" && cp "$dir"/*.log "$KEEP_LOGS/$sys-$load/"; fi
     rm -rf "$dir"
   done
 done

@@ -77,8 +77,7 @@ LogIndex KvStateMachine::applied_index() const {
   return LogIndex{applied_.load(std::memory_order_acquire)};
 }
 
-void KvStateMachine::save_snapshot(ByteSink& out) {
-  std::shared_lock lock(mu_);
+std::string KvStateMachine::image_header() const {
   std::string header(kMagic);
   const uint64_t applied = applied_.load(std::memory_order_acquire);
   for (int i = 0; i < 8; ++i) header.push_back(static_cast<char>(applied >> (8 * i)));
@@ -89,18 +88,35 @@ void KvStateMachine::save_snapshot(ByteSink& out) {
     put_u32(&header, static_cast<uint32_t>(m.client_urls_size()));
     for (const auto& u : m.client_urls()) put_str(&header, u);
   }
-  out.write(header);
+  return header;
+}
+
+void KvStateMachine::save_snapshot(ByteSink& out) {
+  std::shared_lock lock(mu_);
+  out.write(image_header());
   store_.save(out);
 }
 
 std::function<void(ByteSink&)> KvStateMachine::snapshot_image() {
-  auto image = std::make_shared<StringSink>();
-  save_snapshot(*image);
-  return [image](ByteSink& out) {
-    // In slices, so the writer's buffer never holds a second copy of the whole image.
-    constexpr size_t kSlice = 1 << 20;
-    const std::string_view all = image->out;
-    for (size_t pos = 0; pos < all.size(); pos += kSlice) out.write(all.substr(pos, kSlice));
+  // Only the header and the image point are taken here, on the loop thread: the records are
+  // encoded later, slice by slice under the shared lock, by the runtime's background writer.
+  std::string header;
+  MvccStore::ImagePoint at;
+  {
+    std::shared_lock lock(mu_);
+    header = image_header();
+    at = store_.image_point();
+  }
+  return [this, header = std::move(header), at](ByteSink& out) {
+    out.write(header);
+    try {
+      store_.write_image(at, out, [this](const std::function<void()>& slice) {
+        std::shared_lock lock(mu_);
+        slice();
+      });
+    } catch (const MvccStore::ImageInvalidated& e) {
+      throw SnapshotAbandoned(e.what());
+    }
   };
 }
 

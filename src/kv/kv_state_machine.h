@@ -40,9 +40,9 @@ class KvStateMachine final : public StateMachine {
   // u64 id, u32-length-prefixed name, u32 URL count, u32-length-prefixed URLs; then
   // MvccStore::save's image. "BALSASM1" images (no member section) still restore.
   void save_snapshot(ByteSink& out) override;
-  // The image serialized in memory now (under the shared lock, as save_snapshot), written out
-  // later by the runtime's background thread: the loop pays the serialization, not the file
-  // write and fsync. Costs a transient copy of the image in memory.
+  // A point-in-time image written by the runtime's background thread while apply() goes on
+  // (MvccStore::write_image: slices under the shared lock, no copy of the store). A compaction
+  // meanwhile abandons it (SnapshotAbandoned); the runtime then takes the next one here.
   std::function<void(ByteSink&)> snapshot_image() override;
   // Throws std::runtime_error on a malformed image or one taken at another index; the
   // state is then unchanged.
@@ -75,6 +75,8 @@ class KvStateMachine final : public StateMachine {
   }
 
  private:
+  std::string image_header() const;  // magic, applied index, members; caller holds mu_
+
   mutable std::shared_mutex mu_;
   MvccStore store_;                   // guarded by mu_
   std::map<uint64_t, kvpb::MemberAttributes> members_;  // guarded by mu_

@@ -210,6 +210,83 @@ TEST(KvStateMachine, SnapshotRoundTripPreservesEverything) {
   EXPECT_EQ(hash_of(restored), hash_of(sm));
 }
 
+// The runtime writes snapshot_image() on another thread while apply() goes on: the image must
+// be the state when it was taken, byte for byte what save_snapshot wrote then.
+TEST(KvStateMachine, SnapshotImageIsThePointInTimeStateWhileApplyContinues) {
+  KvStateMachine sm;
+  Log log;
+  for (const auto& cmd : random_commands(11, 2000)) log.add(cmd);
+  for (int k = 0; k < 5000; ++k) log.add(make_command(0, Put("m" + std::to_string(k), "w")));  // several slices
+  for (int k = 0; k < 3; ++k)  // 3 MiB of values: the image spans several 1 MiB pieces
+    log.add(make_command(0, Put("big" + std::to_string(k), std::string(1 << 20, 'v'))));
+  std::vector<std::string> results;
+  sm.apply(log.entries, &results);
+  const auto at = sm.revisions();
+  StringSink expected;
+  sm.save_snapshot(expected);
+  auto image = sm.snapshot_image();
+  ASSERT_TRUE(image);
+  Log more;
+  more.next = at.applied.value + 1;
+  // Writes, deletes and txns on old and new keys, but no compaction (that abandons an image:
+  // the next test).
+  for (const auto& cmd : random_commands(12, 800))
+    if (!cmd.has_compaction()) more.add(cmd);
+  for (int k = 0; k < 3000; ++k) more.add(make_command(0, Put("n" + std::to_string(k), "v")));
+  std::thread applier([&] {
+    std::vector<std::string> r;
+    sm.apply(more.entries, &r);
+  });
+  StringSink got;
+  image(got);
+  applier.join();
+  EXPECT_EQ(got.out.size(), expected.out.size());
+  EXPECT_TRUE(got.out == expected.out);
+  KvStateMachine restored;
+  StringSource src(got.out);
+  restored.restore_snapshot(src, at.applied);
+  EXPECT_EQ(restored.revisions().current, at.current);
+  EXPECT_NE(sm.revisions().current, at.current);  // the original moved on meanwhile
+}
+
+// A compaction while the image is written removes history the image needs: the writer must
+// give up (SnapshotAbandoned) rather than write a state that never existed.
+TEST(KvStateMachine, CompactionWhileTheImageIsWrittenAbandonsIt) {
+  KvStateMachine sm;
+  Log log;
+  for (int k = 0; k < 100; ++k) log.add(make_command(0, Put("k" + std::to_string(k % 10), std::to_string(k))));
+  std::vector<std::string> results;
+  sm.apply(log.entries, &results);
+  auto image = sm.snapshot_image();
+  ASSERT_TRUE(image);
+  // The sink applies a compaction when the header arrives, i.e. between two slices.
+  struct CompactingSink final : ByteSink {
+    KvStateMachine* sm;
+    Log* log;
+    bool done = false;
+    void write(std::string_view) override {
+      if (done) return;
+      done = true;
+      pb::CompactionRequest c;
+      c.set_revision(50);
+      Log more;
+      more.next = log->next;
+      more.add(make_command(0, c));
+      std::vector<std::string> r;
+      sm->apply(more.entries, &r);
+    }
+  } sink;
+  sink.sm = &sm;
+  sink.log = &log;
+  EXPECT_THROW(image(sink), SnapshotAbandoned);
+  // Without a compaction in between, an image taken now completes.
+  StringSink ok;
+  ASSERT_NO_THROW(sm.snapshot_image()(ok));
+  StringSink expected;
+  sm.save_snapshot(expected);
+  EXPECT_TRUE(ok.out == expected.out);
+}
+
 TEST(KvStateMachine, MemberAttributesChangeNoRevisionAndSurviveSnapshots) {
   KvStateMachine sm;
   Log log;

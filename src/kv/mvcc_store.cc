@@ -138,6 +138,8 @@ class ChunkWriter {
     }
     put(s.data(), s.size());
   }
+  // Hands everything buffered to the sink (no trailer).
+  void flush_all() { flush(); }
   void finish() {
     flush();
     const uint32_t sum = crc_.value();
@@ -839,6 +841,80 @@ void MvccStore::save(ByteSink& out, size_t chunk_bytes) const {
       w.bytes(r.value);
     }
   }
+  w.finish();
+}
+
+void MvccStore::write_image(const ImagePoint& at, ByteSink& out,
+                            const std::function<void(const std::function<void()>&)>& under_lock,
+                            size_t keys_per_slice) const {
+  const int64_t r = at.revision;
+  auto check = [&] {
+    if (compact_rev_ != at.compact)
+      throw ImageInvalidated(fmt::format("compacted at {} while the image at revision {} was written",
+                                         compact_rev_, r));
+  };
+  // A key belongs to the image if it has a record at or before r; of it, only those records.
+  auto visible = [r](const History& h) { return !h.empty() && h.front().rev.main <= r; };
+  // Pass 1: the key count, which the format puts first. Keys only appear with newer records
+  // and only compaction removes any, so the two passes see the same keys.
+  int64_t keys = 0;
+  std::string after;
+  bool more = true;
+  while (more) {
+    under_lock([&] {
+      check();
+      auto it = after.empty() ? index_.begin() : index_.upper_bound(after);
+      size_t n = 0;
+      for (; it != index_.end() && n < keys_per_slice; ++it, ++n)
+        if (visible(it->second)) ++keys;
+      more = it != index_.end();
+      if (n > 0) after = std::prev(it)->first;
+    });
+  }
+  // Pass 2: the records, encoded under the lock into a slice, written outside it.
+  ChunkWriter w(out, 64 * 1024);
+  w.raw(kSnapshotMagic);
+  w.i64(r);
+  w.i64(at.compact);
+  w.i64(keys);
+  int64_t written = 0;
+  after.clear();
+  more = true;
+  StringSink slice;
+  while (more) {
+    slice.out.clear();
+    under_lock([&] {
+      check();
+      ChunkWriter sw(slice, 64 * 1024);  // encoding only; its checksum is not used
+      auto it = after.empty() ? index_.begin() : index_.upper_bound(after);
+      size_t n = 0;
+      for (; it != index_.end() && n < keys_per_slice; ++it, ++n) {
+        const History& h = it->second;
+        if (!visible(h)) continue;
+        uint32_t count = 0;
+        while (count < h.size() && h[count].rev.main <= r) ++count;
+        sw.bytes(it->first);
+        sw.u32(count);
+        for (uint32_t k = 0; k < count; ++k) {
+          const Record& rec = h[k];
+          sw.i64(rec.rev.main);
+          sw.i64(rec.rev.sub);
+          sw.u8(rec.tombstone ? 1 : 0);
+          if (rec.tombstone) continue;
+          sw.i64(rec.create_revision);
+          sw.i64(rec.version);
+          sw.i64(rec.lease);
+          sw.bytes(rec.value);
+        }
+        ++written;
+      }
+      sw.flush_all();
+      more = it != index_.end();
+      if (n > 0) after = std::prev(it)->first;
+    });
+    w.raw(slice.out);
+  }
+  if (written != keys) throw ImageInvalidated("the key set changed while the image was written");
   w.finish();
 }
 

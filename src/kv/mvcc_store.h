@@ -34,6 +34,7 @@
 #include <compare>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <map>
 #include <string>
 #include <string_view>
@@ -133,6 +134,24 @@ class MvccStore {
   // std::runtime_error on a malformed or corrupt image, leaving the store unchanged.
   void save(ByteSink& out, size_t chunk_bytes = 64 * 1024) const;
   void restore(ByteSource& in);
+
+  // A point-in-time image written while the store keeps changing: take an ImagePoint (under
+  // the owner's lock), then write_image runs `under_lock(fn)` around each slice of keys (the
+  // owner takes its shared lock there) and writes outside it. The bytes are exactly what
+  // save() would have written at the ImagePoint, because the store only appends records
+  // newer than it; compaction is the one change that removes history the image needs, so a
+  // compaction in between makes write_image throw ImageInvalidated (start again later).
+  struct ImagePoint {
+    int64_t revision = 0;
+    int64_t compact = 0;
+  };
+  struct ImageInvalidated : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
+  ImagePoint image_point() const { return {current_rev_, compact_rev_}; }
+  void write_image(const ImagePoint& at, ByteSink& out,
+                   const std::function<void(const std::function<void()>&)>& under_lock,
+                   size_t keys_per_slice = 2048) const;
 
   // Exact structural equality (tests).
   bool operator==(const MvccStore& o) const;

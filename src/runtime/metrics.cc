@@ -60,6 +60,9 @@ std::string NodeMetrics::render_prometheus() const {
   counter("balsa_snapshots_saved_total", "Local snapshots taken.", snapshots_saved);
   counter("balsa_snapshots_restored_total", "Snapshots received from the leader and restored.",
           snapshots_restored);
+  counter("balsa_snapshots_abandoned_total",
+          "Background snapshot images the state machine could not finish (e.g. compacted meanwhile); retaken on the loop.",
+          snapshots_abandoned);
   counter("balsa_raft_messages_refused_total", "Messages the core refused (stale, invalid, non-member).",
           messages_refused);
   return out;

@@ -51,6 +51,7 @@ struct NodeMetrics {
   std::atomic<uint64_t> healthy_followers{0};
   std::atomic<uint64_t> snapshots_saved{0};
   std::atomic<uint64_t> snapshots_restored{0};
+  std::atomic<uint64_t> snapshots_abandoned{0};  // background images the state machine gave up
   std::atomic<uint64_t> messages_refused{0};
   Histogram wal_fsync_seconds;
   Histogram apply_seconds;

@@ -88,6 +88,21 @@ Node::Node(NodeOptions options, DurableLog& log, StateMachine& sm, Transport& tr
     sm_.restore_snapshot(src, snap.metadata.index);
   }
   last_snapshot_ = snap.metadata.index;
+  if (opt_.snapshot_stagger > 0 && opt_.snapshot_entries > 1) {
+    // Spread by this member's rank among the voters (evenly apart), else by a hash of its id.
+    const uint64_t span = static_cast<uint64_t>(static_cast<double>(opt_.snapshot_entries) *
+                                                std::min(opt_.snapshot_stagger, 1.0));
+    std::vector<NodeId> voters = opt_.voters;
+    std::sort(voters.begin(), voters.end());
+    const auto it = std::find(voters.begin(), voters.end(), opt_.id);
+    if (span == 0) {
+      snapshot_offset_ = 0;
+    } else if (it != voters.end()) {
+      snapshot_offset_ = span * static_cast<uint64_t>(it - voters.begin()) / voters.size();
+    } else {
+      snapshot_offset_ = ((opt_.id.value ^ (opt_.id.value >> 29)) * 0xbf58476d1ce4e5b9ULL >> 32) % span;
+    }
+  }
   Config cfg;
   cfg.id = opt_.id;
   cfg.voters = opt_.voters;
@@ -470,14 +485,21 @@ void Node::apply(std::vector<Entry>& committed) {
 void Node::maybe_snapshot() {
   if (snapshot_writer_) return;  // one at a time
   const LogIndex applied = raw_->raft().log().applied();
-  if (applied < last_snapshot_ + opt_.snapshot_entries) return;
+  // The first snapshot after start comes at this member's staggered point; the rest follow
+  // every snapshot_entries (so the members stay apart).
+  const uint64_t next = last_snapshot_.value == 0 ? opt_.snapshot_entries + snapshot_offset_
+                                                  : last_snapshot_.value + opt_.snapshot_entries;
+  if (applied.value < next) return;
   const auto t0 = std::chrono::steady_clock::now();
-  std::function<void(ByteSink&)> image = sm_.snapshot_image();
+  std::function<void(ByteSink&)> image;
+  if (!std::exchange(snapshot_on_loop_next_, false)) image = sm_.snapshot_image();
   if (!image) {
     log_.create_snapshot(applied, raw_->raft().conf(), [&](ByteSink& out) { sm_.save_snapshot(out); });
-    snapshot_recorded(applied, t0);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    snapshot_recorded(applied, t0, ms);
     return;
   }
+  snapshot_loop_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   // The image is written and synced on bg_; the loop goes on appending, acking and applying.
   snapshot_writer_ = std::shared_ptr<SnapshotWriter>(log_.begin_snapshot(applied, raw_->raft().conf()));
   snapshot_started_ = t0;
@@ -486,22 +508,35 @@ void Node::maybe_snapshot() {
     std::shared_ptr<SnapshotWriter> writer = weak.lock();
     if (!writer || !*alive) return;
     std::string error;
+    bool abandoned = false;
     try {
       image(*writer);
       writer->commit();
+    } catch (const SnapshotAbandoned& e) {
+      abandoned = true;
+      error = e.what();
     } catch (const std::exception& e) {
       error = e.what();
     }
     writer.reset();
-    exec_->post([this, alive, applied, error] {
-      if (*alive) snapshot_written(applied, error);
+    exec_->post([this, alive, applied, error, abandoned] {
+      if (*alive) snapshot_written(applied, error, abandoned);
     });
   });
 }
 
-void Node::snapshot_written(LogIndex index, const std::string& error) {
+void Node::snapshot_written(LogIndex index, const std::string& error, bool abandoned) {
   std::shared_ptr<SnapshotWriter> writer = std::move(snapshot_writer_);
   if (!writer || failed_) return;
+  if (abandoned) {
+    // The state machine could not finish a consistent image; the next one is taken on the
+    // loop thread (save_snapshot), which always can. The uncommitted file is discarded.
+    spdlog::info("raft: node {:x} abandoned its snapshot at index {} ({}); the next is taken on the loop",
+                 opt_.id.value, index.value, error);
+    snapshot_on_loop_next_ = true;
+    metrics_.snapshots_abandoned++;
+    return;
+  }
   if (!error.empty()) {
     // A failed write or fsync of the image: the store has stopped; so does the node.
     fatal("writing the snapshot at index " + std::to_string(index.value) + ": " + error);
@@ -509,7 +544,7 @@ void Node::snapshot_written(LogIndex index, const std::string& error) {
   }
   run_guarded([&] {
     if (log_.finish_snapshot(writer->metadata())) {
-      snapshot_recorded(index, snapshot_started_);
+      snapshot_recorded(index, snapshot_started_, snapshot_loop_ms_);
     } else {
       spdlog::info("raft: node {:x} dropped its snapshot at index {}: a newer one arrived meanwhile",
                    opt_.id.value, index.value);
@@ -517,15 +552,16 @@ void Node::snapshot_written(LogIndex index, const std::string& error) {
   });
 }
 
-void Node::snapshot_recorded(LogIndex applied, std::chrono::steady_clock::time_point started) {
+void Node::snapshot_recorded(LogIndex applied, std::chrono::steady_clock::time_point started, double loop_ms) {
   last_snapshot_ = std::max(last_snapshot_, applied);
   metrics_.snapshots_saved++;
   if (applied.value > opt_.catchup_entries) {
     const LogIndex upto = applied - opt_.catchup_entries;
     if (upto >= log_.first_index()) log_.compact(upto);
   }
-  spdlog::info("raft: node {:x} saved snapshot at index {} in {:.1f} ms", opt_.id.value, applied.value,
-               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+  spdlog::info("raft: node {:x} saved snapshot at index {} in {:.1f} ms (the loop paused {:.1f} ms for the image)",
+               opt_.id.value, applied.value,
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(), loop_ms);
 }
 
 void Node::expire(TimePoint now) {

@@ -78,6 +78,10 @@ struct NodeOptions {
   bool pre_vote = true;
   bool check_quorum = true;
   uint64_t snapshot_entries = 10'000;  // applied entries between snapshots (etcd --snapshot-count)
+  // Members take their snapshots at staggered points (offsets spread evenly over this fraction
+  // of snapshot_entries by rank among the voters), so they do not all pause to take their
+  // state's image at the same index: the leader keeps a quorum of responsive followers.
+  double snapshot_stagger = 0.5;
   uint64_t catchup_entries = 5'000;    // entries kept after a snapshot for slow followers
   uint64_t max_request_bytes = 1'572'864 + 1024;
   uint64_t max_uncommitted_bytes = 256ull << 20;
@@ -164,8 +168,8 @@ class Node {
   void handle_ready();
   void apply(std::vector<Entry>& committed);
   void maybe_snapshot();
-  void snapshot_written(LogIndex index, const std::string& error);
-  void snapshot_recorded(LogIndex index, std::chrono::steady_clock::time_point started);
+  void snapshot_written(LogIndex index, const std::string& error, bool abandoned);
+  void snapshot_recorded(LogIndex index, std::chrono::steady_clock::time_point started, double loop_ms);
   void expire(TimePoint now);
   void fail_all(NodeError error);
   void fatal(const std::string& why);
@@ -211,6 +215,9 @@ class Node {
   // dropping this discards it.
   std::shared_ptr<SnapshotWriter> snapshot_writer_;
   std::chrono::steady_clock::time_point snapshot_started_;
+  double snapshot_loop_ms_ = 0;  // how long the loop paused to take the image
+  bool snapshot_on_loop_next_ = false;  // the last background image was abandoned
+  uint64_t snapshot_offset_ = 0; // this member's stagger (entries)
   NodeId last_leader_;
   NodeMetrics metrics_;
 };

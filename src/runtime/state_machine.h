@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,13 @@
 #include "storage/byte_stream.h"
 
 namespace balsa {
+
+// Thrown by a snapshot_image() writer that cannot finish a consistent image (e.g. history it
+// needed was compacted meanwhile). Not a failure: the runtime drops that image and takes the
+// next snapshot with save_snapshot on its loop thread.
+struct SnapshotAbandoned : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class StateMachine {
  public:

@@ -290,6 +290,8 @@ class NodeSimulation {
     m.exec->kill();
     m.background->kill();  // a snapshot image being written dies with the process
     m.restored_before += m.node->metrics().snapshots_restored.load();
+    result_.snapshots_saved += m.node->metrics().snapshots_saved.load();
+    result_.snapshots_abandoned += m.node->metrics().snapshots_abandoned.load();
     m.node.reset();  // pending client calls learn kStopped: their outcome is unknown
     m.transport.reset();
     m.sm.reset();
@@ -433,6 +435,25 @@ class NodeSimulation {
       sched_.at(sched_.now() + 20'000, [this, c] { client_next(c); });
       return;
     }
+    if (rng_.chance(0.02) && last_revision_ > 2) {
+      // A compaction (as etcd clients and auto-compaction issue): not part of the checked
+      // history (reads are of the latest revision), but it changes history under snapshots
+      // being written in the background.
+      pb::CompactionRequest req;
+      req.set_revision(last_revision_ / 2 + static_cast<int64_t>(rng_.below(static_cast<uint64_t>(last_revision_ / 2))));
+      std::string data;
+      if (!kv::encode_command(kv::make_command(static_cast<uint64_t>(c) << 40 | ++cl.seq, req), &data).ok())
+        throw std::logic_error("encode_command refused a compaction");
+      cl.busy = true;
+      trace("c{} compact at {} via n{}", c, req.revision(), cl.target + 1);
+      m.node->propose(std::move(data), [this, c](CommandResult r) {
+        mix(0xA5, static_cast<uint64_t>(c), static_cast<uint64_t>(r.error));
+        if (!r.ok()) redirect(c, r);
+        // An error result (already compacted, future revision) is fine: nothing to check.
+        next_later(c);
+      });
+      return;
+    }
     KvOp op;
     op.client = c;
     op.key = fmt::format("k{}", rng_.below(static_cast<uint64_t>(opt_.keys)));
@@ -517,6 +538,7 @@ class NodeSimulation {
         const kv::Status st = kv::result_status(res);
         if (!st.ok()) return fail(fmt::format("c{}: KV error for {}: {}", c, to_string(op), st.message));
         op.ret = sched_.now();
+        last_revision_ = std::max(last_revision_, res.revision());
         if (op.kind == KvOp::Kind::kCas) op.cas_ok = res.txn().succeeded();
         if (healed_) clients_[c].ok_after_heal++;
         trace("c{} done {} (index {})", c, to_string(op), r.index.value);
@@ -637,6 +659,8 @@ class NodeSimulation {
     for (Member& m : members_) {
       if (!m.up) continue;
       result_.snapshots_restored += m.node->metrics().snapshots_restored.load();
+      result_.snapshots_saved += m.node->metrics().snapshots_saved.load();
+      result_.snapshots_abandoned += m.node->metrics().snapshots_abandoned.load();
       m.exec->kill();
       m.background->kill();
       m.node.reset();
@@ -657,6 +681,7 @@ class NodeSimulation {
   std::vector<KvOp> history_;
   std::vector<bool> removed_;
   std::map<std::string, std::string> last_written_;
+  int64_t last_revision_ = 0;  // the newest store revision a client saw
   std::vector<uint64_t> link_free_;
   std::vector<bool> cut_;
   double drop_ = 0, spike_ = 0;

@@ -46,6 +46,8 @@ struct NodeSimResult {
   uint64_t fsync_failures = 0;
   uint64_t messages = 0;
   uint64_t snapshots_restored = 0;
+  uint64_t snapshots_saved = 0;
+  uint64_t snapshots_abandoned = 0;  // background images given up (compaction meanwhile)
   uint64_t check_steps = 0;
 };
 

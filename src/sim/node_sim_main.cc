@@ -42,9 +42,10 @@ int main(int argc, char** argv) {
 
   auto summary = [](uint64_t s, const balsa::sim::NodeSimResult& r) {
     return fmt::format(
-        "seed {}: {} events, {} messages, {} crashes, {} fsync failures, {} snapshots restored, {} ops checked "
+        "seed {}: {} events, {} messages, {} crashes, {} fsync failures, {} snapshots saved ({} abandoned), {} restored, {} ops checked "
         "({} outcome unknown, {} refused), {} search steps, trace hash {:016x}",
-        s, r.events, r.messages, r.crashes, r.fsync_failures, r.snapshots_restored, r.ops, r.indeterminate, r.failed,
+        s, r.events, r.messages, r.crashes, r.fsync_failures, r.snapshots_saved, r.snapshots_abandoned,
+        r.snapshots_restored, r.ops, r.indeterminate, r.failed,
         r.check_steps, r.trace_hash);
   };
   if (seeds == 0) {
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   const auto start = std::chrono::steady_clock::now();
-  uint64_t violations = 0, ops = 0, unknown = 0, crashes = 0, restored = 0, run = 0;
+  uint64_t violations = 0, ops = 0, unknown = 0, crashes = 0, restored = 0, saved = 0, abandoned = 0, run = 0;
   for (uint64_t s = first_seed; s < first_seed + seeds; ++s) {
     NodeSimOptions o = base;
     o.seed = s;
@@ -76,6 +77,8 @@ int main(int argc, char** argv) {
     unknown += r.indeterminate;
     crashes += r.crashes;
     restored += r.snapshots_restored;
+    saved += r.snapshots_saved;
+    abandoned += r.snapshots_abandoned;
     if (!r.ok) {
       ++violations;
       std::cout << fmt::format("seed {} VIOLATION: {}\n  replay: balsa-sim-node --seed {}{} --timeline\n", s,
@@ -84,8 +87,10 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << fmt::format("({:.1f} s; {} client ops checked, {} with unknown outcome; {} crashes; {} snapshots restored)\n",
-                           secs, ops, unknown, crashes, restored);
+  std::cout << fmt::format(
+      "({:.1f} s; {} client ops checked, {} with unknown outcome; {} crashes; snapshots: {} saved, {} abandoned, {} "
+      "restored)\n",
+      secs, ops, unknown, crashes, saved, abandoned, restored);
   std::cout << fmt::format("{} seeds run, {} violations\n", run, violations);
   return violations == 0 ? 0 : 1;
 }

@@ -10,7 +10,7 @@ namespace balsa::sim {
 namespace {
 
 TEST(NodeSim, SeedsPassAndExerciseTheFaults) {
-  uint64_t crashes = 0, fsync_failures = 0, restored = 0, ops = 0, unknown = 0;
+  uint64_t crashes = 0, fsync_failures = 0, restored = 0, ops = 0, unknown = 0, saved = 0, abandoned = 0;
   for (uint64_t seed = 1; seed <= 150; ++seed) {
     NodeSimOptions o;
     o.seed = seed;
@@ -21,6 +21,8 @@ TEST(NodeSim, SeedsPassAndExerciseTheFaults) {
     crashes += r.crashes;
     fsync_failures += r.fsync_failures;
     restored += r.snapshots_restored;
+    saved += r.snapshots_saved;
+    abandoned += r.snapshots_abandoned;
     ops += r.ops;
     unknown += r.indeterminate;
   }
@@ -28,6 +30,8 @@ TEST(NodeSim, SeedsPassAndExerciseTheFaults) {
   EXPECT_GT(crashes, 100u);
   EXPECT_GT(fsync_failures, 20u);
   EXPECT_GT(restored, 20u);
+  EXPECT_GT(saved, 300u);
+  EXPECT_GT(abandoned, 0u);  // compactions met background snapshot images
   EXPECT_GT(unknown, 50u);
   EXPECT_GT(ops, 100'000u);
 }

@@ -63,6 +63,7 @@ class SnapshotWriter final : public ByteSink {
   std::string final_path_;
   std::unique_ptr<File> file_;
   uint64_t offset_;
+  uint64_t unsynced_ = 0;  // bytes written since the last fdatasync
   uint64_t data_bytes_ = 0;
   uint32_t crc_ = 0;
   std::string buffer_;
