@@ -48,7 +48,8 @@ std::optional<Term> MemoryStorage::term(LogIndex i, StorageError* error) const {
   return entries_[i - base].term;
 }
 
-void MemoryStorage::append(const std::vector<Entry>& ents) {
+template <typename Ents, typename Take>
+void MemoryStorage::append_impl(Ents& ents, Take take) {
   if (ents.empty()) return;
   const LogIndex base = entries_.front().index;
   const LogIndex first = ents.front().index;
@@ -63,8 +64,16 @@ void MemoryStorage::append(const std::vector<Entry>& ents) {
   for (size_t k = skip; k < ents.size(); ++k) {
     BALSA_ASSERT(ents[k].index == last_index() + 1, "append: entries not contiguous at {}",
                  ents[k].index.value);
-    entries_.push_back(ents[k]);
+    entries_.push_back(take(ents[k]));
   }
+}
+
+void MemoryStorage::append(std::span<const Entry> ents) {
+  append_impl(ents, [](const Entry& e) -> const Entry& { return e; });
+}
+
+void MemoryStorage::append(std::vector<Entry>&& ents) {
+  append_impl(ents, [](Entry& e) -> Entry&& { return std::move(e); });
 }
 
 void MemoryStorage::apply_snapshot(Snapshot snap) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <deque>
+#include <span>
 
 #include "core/storage.h"
 
@@ -25,7 +26,10 @@ class MemoryStorage final : public Storage {
   void set_conf_state(const ConfState& cs) { conf_ = cs; }
   // Appends entries, truncating any existing suffix that they overwrite. Entries must be
   // contiguous and must not start beyond last_index() + 1 or at/below the snapshot.
-  void append(const std::vector<Entry>& entries);
+  // Appends (truncating a conflicting suffix; entries at or below the snapshot are ignored).
+  // The span form copies each entry once; the rvalue form moves them.
+  void append(std::span<const Entry> entries);
+  void append(std::vector<Entry>&& entries);
   // Replaces everything with the snapshot (entries it covers are dropped).
   void apply_snapshot(Snapshot snap);
   // Records a snapshot taken locally at `index` (<= last_index); entries stay until compact().
@@ -34,6 +38,8 @@ class MemoryStorage final : public Storage {
   void compact(LogIndex index);
 
  private:
+  template <typename Ents, typename Take>
+  void append_impl(Ents& ents, Take take);
   HardState hard_state_;
   ConfState conf_;
   Snapshot snapshot_;

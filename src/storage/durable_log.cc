@@ -22,7 +22,7 @@ std::unique_ptr<DurableLog> DurableLog::open(FileSystem& fs, const std::string& 
                       rec.snapshot->index.value, rec.snapshot->term.value));
     log->cache_.apply_snapshot(Snapshot{*rec.snapshot, {}});
   }
-  log->cache_.append(rec.entries);
+  log->cache_.append(std::move(rec.entries));  // recovered entries move, not copy
   log->cache_.set_hard_state(rec.hard_state);
   return log;
 }
@@ -38,7 +38,7 @@ void DurableLog::persist(const HardState* hs, std::span<const Entry> entries) {
   wal_->save(hs, entries, /*sync=*/true);
   if (!entries.empty()) {
     // The cache ignores entries at or below its snapshot, as the WAL does.
-    cache_.append(std::vector<Entry>(entries.begin(), entries.end()));
+    cache_.append(entries);  // one copy, into the cache
   }
   if (hs) cache_.set_hard_state(*hs);
 }
