@@ -11,80 +11,12 @@ set -uo pipefail
 
 BALSAD=${1:?usage: cluster_test.sh <balsad>}
 command -v etcdctl >/dev/null || { echo "SKIP: no etcdctl"; exit 77; }
-export ETCDCTL_API=3
-ELECTION_MS=1000
-DIR=$(mktemp -d /tmp/balsad-test.XXXXXX)
-declare -A PID CPORT PPORT
-NAMES=(t1 t2 t3)
+SNAPSHOT_COUNT=${SNAPSHOT_COUNT:-25}
+# Ports, start/stop, status_field, leader, fail and cleanup are shared with the other tests.
+# shellcheck source=test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
 ETCD_PID=""
 WRITER_PID=""
-FAILED=0
-
-cleanup() {
-  [[ -n $WRITER_PID ]] && kill "$WRITER_PID" 2>/dev/null
-  for n in "${!PID[@]}"; do kill -9 "${PID[$n]}" 2>/dev/null; done
-  [[ -n $ETCD_PID ]] && kill -9 "$ETCD_PID" 2>/dev/null
-  wait 2>/dev/null
-  if [[ $FAILED != 0 && -n ${KEEP_LOGS:-} ]]; then echo "logs kept in $DIR"; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*"; FAILED=1; for f in "$DIR"/*.log; do echo "--- $f"; tail -n 15 "$f"; done; exit 1; }
-
-free_ports() {  # prints $1 free loopback ports
-  python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()' "$1"
-}
-
-read -r -a PORTS <<<"$(free_ports 8)"
-CLUSTER=""
-for i in 0 1 2; do
-  n=${NAMES[$i]}; CPORT[$n]=${PORTS[$((2 * i))]}; PPORT[$n]=${PORTS[$((2 * i + 1))]}
-  CLUSTER+="${CLUSTER:+,}$n=http://127.0.0.1:${PPORT[$n]}"
-done
-ENDPOINTS=127.0.0.1:${CPORT[t1]},127.0.0.1:${CPORT[t2]},127.0.0.1:${CPORT[t3]}
-
-start() {
-  local n=$1
-  "$BALSAD" --name "$n" --data-dir "$DIR/$n" --initial-cluster-token balsad-test \
-    --listen-client-urls "http://127.0.0.1:${CPORT[$n]}" --advertise-client-urls "http://127.0.0.1:${CPORT[$n]}" \
-    --listen-peer-urls "http://127.0.0.1:${PPORT[$n]}" --initial-advertise-peer-urls "http://127.0.0.1:${PPORT[$n]}" \
-    --initial-cluster "$CLUSTER" --log-level "${LOG_LEVEL:-info}" --election-timeout $ELECTION_MS --heartbeat-interval 100 --snapshot-count "${SNAPSHOT_COUNT:-25}" \
-    >>"$DIR/$n.log" 2>&1 &
-  PID[$n]=$!
-}
-
-status_field() {  # status_field <endpoint> <json field>: prints the number or nothing
-  etcdctl --endpoints="$1" --dial-timeout=1s --command-timeout=1s endpoint status -w json 2>/dev/null |
-    grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2
-}
-
-# Prints the leader's name once every live member reports the same, live, leader.
-leader() {
-  local deadline=$(($(date +%s%N) + ${1:-10} * 1000000000))
-  while (($(date +%s%N) < deadline)); do
-    local -A ids=() leaders=()
-    local n
-    for n in "${!PID[@]}"; do
-      local id ld
-      id=$(status_field "127.0.0.1:${CPORT[$n]}" member_id)
-      ld=$(status_field "127.0.0.1:${CPORT[$n]}" leader)
-      [[ -n $id ]] || continue
-      ids[$id]=$n
-      leaders[${ld:-0}]=1
-    done
-    if [[ ${#leaders[@]} == 1 ]]; then
-      local ld=${!leaders[*]}
-      if [[ $ld != 0 && -n ${ids[$ld]:-} ]]; then echo "${ids[$ld]}"; return 0; fi
-    fi
-    sleep 0.05
-  done
-  return 1
-}
 
 # The etcdctl sequence whose output must match etcd's. $1: endpoints.
 sequence() {
@@ -303,6 +235,7 @@ if command -v etcd >/dev/null; then
     --initial-advertise-peer-urls "http://127.0.0.1:${EP[1]}" --initial-cluster "ref=http://127.0.0.1:${EP[1]}" \
     >"$DIR/etcd.log" 2>&1 &
   ETCD_PID=$!
+  EXTRA_PIDS+=("$ETCD_PID")
   for _ in $(seq 100); do etcdctl --endpoints=127.0.0.1:${EP[0]} endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
   REF=$(sequence "127.0.0.1:${EP[0]}")
   REF2=$(sequence2 "127.0.0.1:${EP[0]}" "127.0.0.1:${EP[0]}")
@@ -333,6 +266,7 @@ ACKED=$DIR/acked
   done
 ) &
 WRITER_PID=$!
+EXTRA_PIDS+=("$WRITER_PID")
 sleep 1.5
 L=$(leader 5) || fail "no leader before the kill"
 kill -9 "${PID[$L]}"

@@ -165,6 +165,24 @@ class ChunkWriter {
   Crc32c crc_;
 };
 
+// One key of a snapshot image: the key, then the first `count` records of its history.
+template <typename History>
+void encode_key(ChunkWriter& w, std::string_view key, const History& h, size_t count) {
+  w.bytes(key);
+  w.u32(static_cast<uint32_t>(count));
+  for (size_t k = 0; k < count; ++k) {
+    const auto& r = h[k];
+    w.i64(r.rev.main);
+    w.i64(r.rev.sub);
+    w.u8(r.tombstone ? 1 : 0);
+    if (r.tombstone) continue;
+    w.i64(r.create_revision);
+    w.i64(r.version);
+    w.i64(r.lease);
+    w.bytes(r.value);
+  }
+}
+
 class ChunkReader {
  public:
   explicit ChunkReader(ByteSource& in) : in_(in) {}
@@ -827,20 +845,7 @@ void MvccStore::save(ByteSink& out, size_t chunk_bytes) const {
   w.i64(current_rev_);
   w.i64(compact_rev_);
   w.i64(static_cast<int64_t>(index_.size()));
-  for (const auto& [key, h] : index_) {
-    w.bytes(key);
-    w.u32(static_cast<uint32_t>(h.size()));
-    for (const Record& r : h) {
-      w.i64(r.rev.main);
-      w.i64(r.rev.sub);
-      w.u8(r.tombstone ? 1 : 0);
-      if (r.tombstone) continue;
-      w.i64(r.create_revision);
-      w.i64(r.version);
-      w.i64(r.lease);
-      w.bytes(r.value);
-    }
-  }
+  for (const auto& [key, h] : index_) encode_key(w, key, h, h.size());
   w.finish();
 }
 
@@ -891,21 +896,9 @@ void MvccStore::write_image(const ImagePoint& at, ByteSink& out,
       for (; it != index_.end() && n < keys_per_slice; ++it, ++n) {
         const History& h = it->second;
         if (!visible(h)) continue;
-        uint32_t count = 0;
+        size_t count = 0;
         while (count < h.size() && h[count].rev.main <= r) ++count;
-        sw.bytes(it->first);
-        sw.u32(count);
-        for (uint32_t k = 0; k < count; ++k) {
-          const Record& rec = h[k];
-          sw.i64(rec.rev.main);
-          sw.i64(rec.rev.sub);
-          sw.u8(rec.tombstone ? 1 : 0);
-          if (rec.tombstone) continue;
-          sw.i64(rec.create_revision);
-          sw.i64(rec.version);
-          sw.i64(rec.lease);
-          sw.bytes(rec.value);
-        }
+        encode_key(sw, it->first, h, count);
         ++written;
       }
       sw.flush_all();

@@ -512,7 +512,7 @@ class NodeSimulation {
     history_.push_back(op);
     removed_.push_back(false);
     trace("c{} {} at n{}", c, to_string(op), target + 1);
-    m.node->propose(std::move(data), [this, c, h, target](CommandResult r) { on_write(c, h, target, std::move(r)); });
+    m.node->propose(std::move(data), [this, c, h](CommandResult r) { on_write(c, h, std::move(r)); });
   }
 
   void next_later(int c) {
@@ -528,7 +528,7 @@ class NodeSimulation {
       cl.target = static_cast<int>(rng_.below(static_cast<uint64_t>(opt_.nodes)));
   }
 
-  void on_write(int c, size_t h, int target, CommandResult r) {
+  void on_write(int c, size_t h, CommandResult r) {
     KvOp& op = history_[h];
     mix(0xA0, static_cast<uint64_t>(c), static_cast<uint64_t>(r.error), r.index.value);
     switch (r.error) {
@@ -562,7 +562,6 @@ class NodeSimulation {
         redirect(c, r);
         break;
     }
-    (void)target;
     next_later(c);
   }
 

@@ -7,6 +7,7 @@
 
 #include "core/codec.h"
 #include "storage/crc32c.h"
+#include "storage/fixed_le.h"
 
 namespace balsa {
 namespace {
@@ -21,18 +22,10 @@ constexpr size_t kChunkBytes = 1 << 20;
 // etcdctl check perf --load=l). Bounded, each WAL sync competes with at most this much.
 constexpr uint64_t kSyncEveryBytes = 8 << 20;
 
-void put32(std::string& s, uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); }
-void put64(std::string& s, uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
-uint32_t get32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-uint64_t get64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
+using fixed_le::get32;
+using fixed_le::get64;
+using fixed_le::put32;
+using fixed_le::put64;
 
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

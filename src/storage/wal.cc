@@ -9,6 +9,7 @@
 #include "core/assert.h"
 #include "core/codec.h"
 #include "storage/crc32c.h"
+#include "storage/fixed_le.h"
 
 namespace balsa {
 namespace {
@@ -20,18 +21,10 @@ constexpr uint64_t kRecordHeaderBytes = 9;
 
 uint64_t align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
 
-void put32(std::string& s, uint32_t v) { s.append(reinterpret_cast<const char*>(&v), 4); }
-void put64(std::string& s, uint64_t v) { s.append(reinterpret_cast<const char*>(&v), 8); }
-uint32_t get32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-uint64_t get64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
+using fixed_le::get32;
+using fixed_le::get64;
+using fixed_le::put32;
+using fixed_le::put64;
 
 std::string segment_header(uint64_t seq, LogIndex first) {
   std::string h(kMagic, 8);
