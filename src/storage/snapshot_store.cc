@@ -33,20 +33,8 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 
 bool parse_name(const std::string& name, uint64_t* index, uint64_t* term) {
   if (name.size() != 38 || name[16] != '-' || !ends_with(name, ".snap")) return false;
-  auto hex = [](std::string_view s, uint64_t* out) {
-    uint64_t v = 0;
-    for (char c : s) {
-      int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else return false;
-      v = v << 4 | static_cast<uint64_t>(d);
-    }
-    *out = v;
-    return true;
-  };
-  return hex(std::string_view(name).substr(0, 16), index) &&
-         hex(std::string_view(name).substr(17, 16), term);
+  return fixed_le::parse_hex(std::string_view(name).substr(0, 16), index) &&
+         fixed_le::parse_hex(std::string_view(name).substr(17, 16), term);
 }
 
 }  // namespace

@@ -276,21 +276,9 @@ std::string wal_segment_name(uint64_t seq, LogIndex first) {
 
 bool parse_wal_segment_name(const std::string& name, uint64_t* seq, LogIndex* first) {
   if (name.size() != 37 || name[16] != '-' || name.compare(33, 4, ".wal") != 0) return false;
-  auto hex = [](std::string_view s, uint64_t* out) {
-    uint64_t v = 0;
-    for (char c : s) {
-      int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else return false;
-      v = v << 4 | static_cast<uint64_t>(d);
-    }
-    *out = v;
-    return true;
-  };
   uint64_t f = 0;
-  if (!hex(std::string_view(name).substr(0, 16), seq) ||
-      !hex(std::string_view(name).substr(17, 16), &f))
+  if (!fixed_le::parse_hex(std::string_view(name).substr(0, 16), seq) ||
+      !fixed_le::parse_hex(std::string_view(name).substr(17, 16), &f))
     return false;
   *first = LogIndex{f};
   return true;
