@@ -20,6 +20,7 @@
 
 #include "balsad/config.h"
 #include "balsad/server.h"
+#include "balsad/service_context.h"
 #include "kv/command.h"
 #include "kv/kv_state_machine.h"
 #include "runtime/node.h"

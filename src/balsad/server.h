@@ -1,11 +1,9 @@
 // balsad's client-facing gRPC services (etcd v3 API), on gRPC's callback API: no thread waits
-// for a request. Writes are proposed through the Node (any member accepts them: followers
-// forward to the leader) and complete when applied here; linearizable reads wait for a
-// ReadIndex barrier and then read the local state machine.
+// for a request. One file per service (kv_service, maintenance_service, cluster_service); what
+// they share (the write and read paths, the response header) is in service_context.h.
 //
 // Implemented: KV.Range/Put/DeleteRange/Txn/Compact, Maintenance.Status/HashKV/MoveLeader,
-// Cluster.MemberList. Everything else answers UNIMPLEMENTED (Watch, Lease, Auth, member
-// changes, snapshots, defragment, alarms).
+// Cluster.MemberList. Everything else answers UNIMPLEMENTED.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -18,11 +16,6 @@
 
 namespace balsa::balsad {
 
-inline constexpr const char* kEtcdVersion = "3.4.23";
-
-// etcd's gRPC error for a Node failure (rpctypes/error.go wording).
-grpc::Status to_grpc_status(NodeError e);
-
 class ClientServices {
  public:
   ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm);
@@ -31,10 +24,10 @@ class ClientServices {
   // Registers every service on `builder`; `this` must outlive the server.
   void register_on(grpc::ServerBuilder& builder);
 
-  class Impl;
+  struct Services;
 
  private:
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Services> services_;
 };
 
 }  // namespace balsa::balsad

@@ -240,8 +240,13 @@ inline std::function<void(MemoryStorage&)> with_log(std::vector<uint64_t> terms,
                                                     uint64_t hs_term = 0, uint64_t commit = 0) {
   return [terms = std::move(terms), hs_term, commit](MemoryStorage& s) {
     std::vector<Entry> es;
-    for (size_t k = 0; k < terms.size(); ++k)
-      es.push_back(Entry{Term{terms[k]}, LogIndex{k + 1}, EntryType::kNormal, "e" + std::to_string(k + 1)});
+    for (size_t k = 0; k < terms.size(); ++k) {
+      // Built with append, not `"e" + std::to_string(...)`: GCC 12 at -O3 reports a false
+      // -Wrestrict on that operator+ (the Release build of core_bugs_test).
+      std::string data = "e";
+      data.append(std::to_string(k + 1));
+      es.push_back(Entry{Term{terms[k]}, LogIndex{k + 1}, EntryType::kNormal, std::move(data)});
+    }
     s.append(es);
     uint64_t t = hs_term;
     if (t == 0 && !terms.empty()) t = terms.back();
