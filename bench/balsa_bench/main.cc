@@ -59,7 +59,7 @@ nlohmann::json to_json(const Options& o, const Result& r) {
   j["key_size"] = o.key_size;
   j["value_size"] = o.value_size;
   j["key_space"] = o.key_space;
-  j["distribution"] = o.dist == Distribution::kZipf ? "zipf" : "uniform";
+  j["distribution"] = o.dist == Distribution::kZipf ? "zipf" : o.dist == Distribution::kSequential ? "sequential" : "uniform";
   j["consistency"] = o.serializable ? "s" : "l";
   j["rate"] = o.rate;
   j["ok"] = r.ok;
@@ -127,7 +127,7 @@ int main(int argc, char** argv) {
   app.add_option("--val-size,--value-size", o.value_size, "Value size in bytes")->capture_default_str()->check(CLI::Range(0, 1 << 24));
   app.add_option("--key-space", o.key_space, "Number of distinct keys")->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   std::string dist = "uniform";
-  app.add_option("--key-dist", dist, "Key distribution")->capture_default_str()->check(CLI::IsMember({"uniform", "zipf"}));
+  app.add_option("--key-dist", dist, "Key distribution (sequential: request k uses key k mod key-space)")->capture_default_str()->check(CLI::IsMember({"uniform", "zipf", "sequential"}));
   app.add_option("--zipf-theta", o.zipf_theta, "Zipf exponent")->capture_default_str()->check(CLI::Range(0.01, 0.999));
   app.add_option("--key-prefix", o.key_prefix, "Prefix of every key")->capture_default_str();
   auto* total = app.add_option("--total", o.total, "Number of requests")->check(CLI::PositiveNumber);
@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
   if (mixed->parsed()) o.workload = Workload::kMixed;
   if (watch->parsed()) o.workload = Workload::kWatch;
   o.serializable = consistency == "s";
-  o.dist = dist == "zipf" ? Distribution::kZipf : Distribution::kUniform;
+  o.dist = dist == "zipf" ? Distribution::kZipf : dist == "sequential" ? Distribution::kSequential : Distribution::kUniform;
   o.progress = !quiet;
 
   auto usage = [](const std::string& msg) {
