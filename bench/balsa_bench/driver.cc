@@ -117,6 +117,10 @@ class Client {
     slot_ = k;
     if (s.opt.rate > 0) {
       const auto due = s.t0_ns + static_cast<uint64_t>(static_cast<double>(k) * 1e9 / s.opt.rate);
+      if (s.end_ns != 0 && due >= s.end_ns) {  // its slot falls after the end of the run
+        --w_.active;
+        return;
+      }
       if (due > now + 20'000) {
         alarm_.Set(&w_.cq, wall_in(std::chrono::nanoseconds(due - now)), &alarm_tag_);
         return;
@@ -539,8 +543,9 @@ std::vector<std::shared_ptr<grpc::Channel>> connect(const Options& opt, std::str
       wall_in(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(opt.dial_timeout_s)));
   for (size_t i = 0; i < chans.size(); ++i) {
     if (!chans[i]->WaitForConnected(deadline)) {
-      *error = "cannot connect to " + opt.endpoints[i % opt.endpoints.size()] + " within " +
-               std::to_string(opt.dial_timeout_s) + " s";
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", opt.dial_timeout_s);
+      *error = "cannot connect to " + opt.endpoints[i % opt.endpoints.size()] + " within " + secs + " s";
       return {};
     }
   }
