@@ -407,7 +407,7 @@ void Node::handle_ready() {
   }
   if (!rd.entries.empty() || rd.hard_state) {
     const auto t0 = Clock::now();
-    log_.persist(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries);
+    log_.persist(rd.hard_state ? &*rd.hard_state : nullptr, rd.entries, rd.must_sync);
     metrics_.wal_fsync_seconds.observe(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   // Only now: these promise that the entries and vote above are on disk.

@@ -34,8 +34,8 @@ Snapshot DurableLog::snapshot() const {
   return s;
 }
 
-void DurableLog::persist(const HardState* hs, std::span<const Entry> entries) {
-  wal_->save(hs, entries, /*sync=*/true);
+void DurableLog::persist(const HardState* hs, std::span<const Entry> entries, bool sync) {
+  wal_->save(hs, entries, sync);
   if (!entries.empty()) {
     // The cache ignores entries at or below its snapshot, as the WAL does.
     cache_.append(entries);  // one copy, into the cache

@@ -51,9 +51,11 @@ class DurableLog final : public Storage {
   // snapshots().open(index) instead.
   Snapshot snapshot() const override;
 
-  // Durably appends entries (truncating a conflicting suffix) and the hard state, if given,
-  // with one fdatasync; then updates the cache.
-  void persist(const HardState* hs, std::span<const Entry> entries);
+  // Appends entries (truncating a conflicting suffix) and the hard state, if given, in one
+  // write with one fdatasync; then updates the cache. With sync=false (Ready::must_sync false:
+  // only the commit index moved) the write is not synced; the next synced write covers it, and
+  // a crash may only lose a commit index, which Raft recomputes.
+  void persist(const HardState* hs, std::span<const Entry> entries, bool sync = true);
 
   // A snapshot from the leader: stores the image, records it in the WAL, and replaces the log.
   void apply_snapshot(const SnapshotMetadata& md, ByteSource& image);
