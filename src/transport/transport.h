@@ -18,12 +18,16 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/types.h"
 
 namespace balsa {
+
+class SnapshotFileReader;
+class SnapshotReceiver;
 
 // Counters for one outgoing link. Monotonic except `connected` and `queued_messages`.
 // Implementations fill what applies to them and leave the rest zero.
@@ -43,6 +47,25 @@ struct PeerLinkStats {
   uint64_t reconnects = 0;           // connects after the first
   uint64_t connect_failures = 0;
   uint64_t streams_refused = 0;      // the peer ended our stream with an error status
+  // Streamed snapshots (snapshot_stream.h), on their own connection.
+  uint64_t snapshots_sent = 0;           // transfers the receiver confirmed complete
+  uint64_t snapshots_failed = 0;         // transfers given up (reported lost to the core)
+  uint64_t snapshot_bytes_sent = 0;      // file bytes written, resent ones included
+  uint64_t snapshot_connects = 0;        // connections opened for transfers
+  uint64_t snapshot_resumes = 0;         // connections that went on from a non-zero offset
+  uint64_t snapshot_chunks_refused = 0;  // acks refusing a chunk or an offer
+};
+
+// What a transport needs to stream snapshots (src/transport/snapshot_stream.h). When set, a
+// kSnap message handed to send() carries metadata only: the transport streams the file of that
+// snapshot from `open` on a path apart from other messages, and on the receiving side feeds the
+// chunks to `receiver`, delivering the kSnap to the handler once the file is in and verified.
+struct SnapshotEndpoints {
+  // Leader: opens the file of the snapshot for streaming; throws if the store no longer has it.
+  // Called on transport threads.
+  std::function<std::unique_ptr<SnapshotFileReader>(const SnapshotMetadata&)> open;
+  // Follower: takes incoming transfers; must outlive stop().
+  SnapshotReceiver* receiver = nullptr;
 };
 
 struct TransportStats {
@@ -87,6 +110,9 @@ class Transport {
   virtual void stop() = 0;
   // Installs delivery feedback; call before start(). The default ignores it.
   virtual void set_feedback(DeliveryFeedback feedback) { (void)feedback; }
+  // Installs snapshot streaming; call before start(). A transport that does not stream sends
+  // kSnap messages inline, image included (the default ignores it).
+  virtual void set_snapshots(SnapshotEndpoints endpoints) { (void)endpoints; }
   // A snapshot of the counters, for metrics. Thread-safe. The default reports nothing.
   virtual TransportStats stats() const { return {}; }
 };
