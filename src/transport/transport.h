@@ -79,6 +79,8 @@ struct TransportStats {
   uint64_t decode_errors = 0;
   uint64_t dropped_unknown_peer = 0;  // send() to an id that is not a peer
   uint64_t streams_superseded = 0;    // older streams ended because the sender opened a new one
+  uint64_t snapshot_calls_accepted = 0;  // snapshot transfer connections (resumes included)
+  uint64_t snapshots_received = 0;       // transfers completed and handed to the handler
 };
 
 // Delivery feedback for the Raft core (RawNode::report_unreachable / report_snapshot). Both
