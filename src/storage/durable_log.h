@@ -51,8 +51,11 @@ class DurableLog final : public Storage {
   // then only the metadata, and whoever needs the image streams it (snapshots().open(index),
   // or open_file() to send it to a follower).
   Snapshot snapshot() const override;
+  // The latest snapshot's metadata (index 0: none), without touching its image.
+  SnapshotMetadata snapshot_metadata() const { return cache_.snapshot().metadata; }
   // The node runtime streams images and turns this off; the core simulator keeps it on.
   void set_inline_snapshot_images(bool on) { inline_images_ = on; }
+  bool inline_snapshot_images() const { return inline_images_; }
 
   // Durably appends entries (truncating a conflicting suffix) and the hard state, if given,
   // with one fdatasync; then updates the cache.

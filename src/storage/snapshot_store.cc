@@ -402,11 +402,12 @@ bool SnapshotStore::install_received(const SnapshotMetadata& md) {
     for (const std::string& name : fs_.list(dir_)) {
       if (!ends_with(name, ".snap.recv")) continue;
       const std::string path = path_join(dir_, name);
+      uint64_t i = 0, t = 0;
       if (path == final + ".recv") {
         fs_.rename(path, final);
         found = true;
-      } else {
-        fs_.remove(path);
+      } else if (!parse_name(name.substr(0, name.size() - 5), &i, &t) || i < md.index.value) {
+        fs_.remove(path);  // an older transfer the core never took (a newer one may be arriving)
       }
     }
     fs_.sync_dir(dir_);

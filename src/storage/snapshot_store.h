@@ -176,7 +176,7 @@ class SnapshotStore {
   // of the same snapshot is replaced).
   std::unique_ptr<IncomingSnapshot> receive(const SnapshotMetadata& md, uint64_t file_bytes);
   // Moves the finished, verified transfer of `md` (<name>.recv) under its final name. False
-  // if there is none. Other .recv files (transfers the core never accepted) are deleted.
+  // if there is none. Older .recv files (transfers the core never took) are deleted.
   bool install_received(const SnapshotMetadata& md);
 
   // Removes all but the newest `keep` snapshots.

@@ -157,7 +157,10 @@ void GrpcTransport::remove_peer(NodeId id) { impl_->remove_peer(id); }
 void GrpcTransport::send(std::vector<Message> msgs) { impl_->send(std::move(msgs)); }
 void GrpcTransport::stop() { impl_->stop(); }
 void GrpcTransport::set_feedback(DeliveryFeedback feedback) { impl_->set_feedback(std::move(feedback)); }
-void GrpcTransport::set_snapshots(SnapshotEndpoints endpoints) { impl_->set_snapshots(std::move(endpoints)); }
+bool GrpcTransport::set_snapshots(SnapshotEndpoints endpoints) {
+  impl_->set_snapshots(std::move(endpoints));
+  return true;
+}
 int GrpcTransport::listen_port() const { return impl_->listen_port(); }
 TransportStats GrpcTransport::stats() const { return impl_->stats(); }
 

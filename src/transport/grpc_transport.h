@@ -97,7 +97,7 @@ class GrpcTransport final : public Transport {
   // With endpoints, each kSnap is streamed on a connection of its own per peer (one transfer
   // at a time, the newest snapshot replacing an older one not yet started), rate-limited,
   // resumed after a dropped connection; snapshot_sent reports the receiver's confirmation.
-  void set_snapshots(SnapshotEndpoints endpoints) override;
+  bool set_snapshots(SnapshotEndpoints endpoints) override;
 
   // The port the server listens on, valid after start().
   int listen_port() const;

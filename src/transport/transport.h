@@ -112,9 +112,12 @@ class Transport {
   virtual void stop() = 0;
   // Installs delivery feedback; call before start(). The default ignores it.
   virtual void set_feedback(DeliveryFeedback feedback) { (void)feedback; }
-  // Installs snapshot streaming; call before start(). A transport that does not stream sends
-  // kSnap messages inline, image included (the default ignores it).
-  virtual void set_snapshots(SnapshotEndpoints endpoints) { (void)endpoints; }
+  // Installs snapshot streaming; call before start(). Returns false if this transport does not
+  // stream: then kSnap messages must carry their image inline (the default).
+  virtual bool set_snapshots(SnapshotEndpoints endpoints) {
+    (void)endpoints;
+    return false;
+  }
   // A snapshot of the counters, for metrics. Thread-safe. The default reports nothing.
   virtual TransportStats stats() const { return {}; }
 };
