@@ -266,7 +266,13 @@ std::optional<grpc::Status> GrpcReceiver::on_snapshot_frame(NodeId* from, const 
                     fmt::format("bad snapshot offer from node {}", f.from()));
     }
     *from = NodeId(f.from());
+    const SnapshotMetadata md = msg->snapshot.metadata;
     a = rx->offer(*from, SnapshotOffer{std::move(*msg), f.file_bytes()});
+    if (a.verdict == SnapshotVerdict::kOk) {
+      spdlog::info("transport: node {} {} snapshot {}/{} ({} bytes) from node {}{}", s_.opt.self.value,
+                   a.offset > 0 ? "resumes" : "receives", md.index.value, md.term.value, f.file_bytes(),
+                   from->value, a.offset > 0 ? fmt::format(" at byte {}", a.offset) : std::string());
+    }
   } else {
     if (f.from() != from->value) {
       return refuse(StatusCode::INVALID_ARGUMENT, refused_identity_, ctx,

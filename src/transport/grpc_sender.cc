@@ -441,15 +441,17 @@ void GrpcSender::run_snapshots(Peer& p) {
                    md.index.value, md.term.value, session.file_bytes(), p.id.value);
       std::chrono::milliseconds delay = s_.opt.backoff_initial;
       const auto t0 = Clock::now();
+      const uint64_t written0 = get(p.snapshot_bytes_sent);
       for (int attempt = 1;; ++attempt) {
         const TransferEnd end = transfer_once(p, session, limiter);
         if (end == TransferEnd::kDone) {
           ok = true;
           const double s = std::chrono::duration<double>(Clock::now() - t0).count();
           spdlog::info("transport: node {} sent snapshot {}/{} to peer {}: {} bytes in {:.2f} s ({:.1f} MB/s, "
-                       "{} connection(s))", s_.opt.self.value, md.index.value, md.term.value, p.id.value,
-                       session.file_bytes(), s, static_cast<double>(session.file_bytes()) / 1e6 / std::max(s, 1e-9),
-                       attempt);
+                       "{} connection(s), {} bytes written)", s_.opt.self.value, md.index.value, md.term.value,
+                       p.id.value, session.file_bytes(), s,
+                       static_cast<double>(session.file_bytes()) / 1e6 / std::max(s, 1e-9), attempt,
+                       get(p.snapshot_bytes_sent) - written0);
           break;
         }
         if (end == TransferEnd::kClosing) return;
