@@ -267,9 +267,8 @@ class NodeSimulation {
   void start_transfer(int from, int to, Message m) {
     Member& src = members_[from];
     Transfer& t = transfers_[{from, to}];
-    if (t.session && t.from_incarnation == src.incarnation &&
-        t.session->message().snapshot.metadata == m.snapshot.metadata)
-      return;  // the core re-sent what is streaming already
+    if (t.session && t.from_incarnation == src.incarnation)
+      return;  // one transfer at a time: a re-sent (maybe newer) snapshot waits, as in GrpcSender
     std::unique_ptr<SnapshotFileReader> file;
     try {
       file = src.transport->endpoints().open(m.snapshot.metadata);
@@ -382,6 +381,8 @@ class NodeSimulation {
       if (!dst.up || dst.transport->endpoints().receiver == nullptr) return snapshot_broken(from, to, gen, conn);
       Message deliver;
       const SnapshotAck ack = dst.transport->endpoints().receiver->chunk(members_[from].id, c, &deliver);
+      if (corrupted && (ack.verdict == SnapshotVerdict::kOk || ack.verdict == SnapshotVerdict::kDone))
+        return fail(fmt::format("snapshot {}->{}: a damaged chunk at offset {} was accepted", from + 1, to + 1, c.offset));
       if (ack.verdict == SnapshotVerdict::kDone) {
         trace("snapshot {}->{} complete, index {}", from + 1, to + 1, deliver.snapshot.metadata.index.value);
         dst.transport->deliver(std::move(deliver));

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   base.planted_bug = bug == "stale-reads" ? NodeBug::kStaleReads : NodeBug::kNone;
-  base.snapshot_bug = bug == "snapshot-resume" ? SnapshotStreamBug::kResumeFromSent : SnapshotStreamBug::kNone;
+  base.snapshot_bug = bug == "snapshot-resume" ? balsa::SnapshotStreamBug::kResumeFromSent : balsa::SnapshotStreamBug::kNone;
   const std::string flags = fmt::format(" --nodes {} --clients {} --keys {} --safety-ms {} --liveness-ms {}{}",
                                         base.nodes, base.clients, base.keys, base.safety_ms, base.liveness_ms,
                                         bug == "none" ? "" : " --plant-bug " + bug);

@@ -40,11 +40,12 @@ TEST(NodeSim, SeedsPassAndExerciseTheFaults) {
   EXPECT_GT(unknown, 50u);
   EXPECT_GT(ops, 100'000u);
   // Snapshots streamed in chunks, connections broke mid-transfer and resumed, damaged chunks
-  // were refused (the run fails if an intact one is, or if one is out of order).
+  // were refused (a run fails if a damaged chunk is accepted, an intact one refused for its
+  // checksum, or one arrives out of order; a damaged chunk may also be lost on the way).
   EXPECT_GT(streamed, 20u);
   EXPECT_GT(resumes, 10u);
-  EXPECT_GT(damaged, 0u);
-  EXPECT_GE(refused, damaged);
+  EXPECT_GT(damaged, 10u);
+  EXPECT_GT(refused, damaged / 2);
 }
 
 TEST(NodeSim, SameSeedReplaysByteForByte) {

@@ -161,9 +161,11 @@ void GrpcSender::send(std::vector<Message> msgs) {
     Peer& p = *it->second;
     std::lock_guard plk(p.mu);
     if (m.type == MessageType::kSnap && s_.snapshots.open) {
-      // Streamed on the peer's snapshot connection. The core re-sends a kSnap it has not heard
-      // back about; the transfer of that snapshot already running answers for it.
-      if (p.closing || (p.snap_current && *p.snap_current == m.snapshot.metadata)) continue;
+      // Streamed on the peer's snapshot connection. While a transfer runs, every kSnap is
+      // absorbed: the core re-sends one it has not heard back about, maybe of a newer snapshot
+      // taken meanwhile, and switching would restart a long transfer again and again. Once the
+      // follower has installed the running one, the core sends a newer one if it still must.
+      if (p.closing || p.snap_current) continue;
       if (p.snap_pending) ++p.snaps_dropped_unreported;  // replaced before it started
       p.snap_pending = std::move(m);
       p.snap_cv.notify_all();
