@@ -51,7 +51,7 @@ COUNT=$((SIZE_MB * 1024 / VALUE_KB))
 echo "leader $L; $F stopped; writing $COUNT values of $VALUE_KB KiB ($SIZE_MB MiB)"
 head -c $((VALUE_KB * 1024 * 3 / 4)) /dev/urandom | base64 -w0 >"$DIR/value"
 seq 1 "$COUNT" | xargs -P 8 -I{} sh -c \
-  'etcdctl --endpoints='"$LIVE"' --command-timeout=30s put "big/{}" "$(cat '"$DIR"'/value){}" >/dev/null' ||
+  'etcdctl --endpoints='"$LIVE"' --command-timeout=30s put "big/{}" <'"$DIR"'/value >/dev/null' ||
   fail "bulk writes"
 seq 1 $((SNAPSHOT_COUNT * 3)) | xargs -P 8 -I{} etcdctl --endpoints="$LIVE" put "small/{}" v >/dev/null || fail "small writes"
 REV=$(status_field "$(ep "$L")" revision)
@@ -71,6 +71,7 @@ TERM0=$(term_of "$L")
     i=$((i + 1))
     etcdctl --endpoints="$LIVE" --command-timeout=3s put "during/$i" x >/dev/null || echo "write $i failed" >>"$DIR/writer-errors"
     echo "$i" >"$DIR/writer-count"
+    sleep 0.2  # a steady trickle: each write is an entry, and every 50 a 24 MiB local snapshot
   done
 ) &
 EXTRA_PIDS+=($!)
@@ -97,9 +98,17 @@ while ! grep -q 'restored snapshot' "$DIR/$F.log"; do
   sleep 0.02
 done
 T1=$(date +%s%N)
-converge || fail "$F did not catch up"
 touch "$DIR/stop-writer"
 wait "$WRITER"
+# No election and no term change while the snapshot streamed and installed.
+for n in "${NAMES[@]}"; do
+  t=$(term_of "$n")
+  [[ $t == "$TERM0" ]] || fail "$n is at term $t, the cluster was at $TERM0 before the install"
+done
+[[ $(leader 5) == "$L" ]] || fail "the leader changed during the install"
+[[ ! -e $DIR/writer-errors ]] || fail "writes failed during the install: $(head -3 "$DIR/writer-errors")"
+echo "$(cat "$DIR/writer-count") writes served during the install; term $TERM0 throughout"
+converge || fail "$F did not catch up"
 SECS=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 MBPS=$(awk -v s="$SNAP_BYTES" -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", s / 1e6 / ((b - a) / 1e9) }')
 echo "catch-up: restart to restored in $SECS s, $SNAP_BYTES bytes ($MBPS MB/s)"
@@ -115,16 +124,8 @@ if [[ $CUT == 1 ]]; then
   WRITTEN=$(grep -h 'sent snapshot' "$DIR/$L.log" | tail -1 | grep -o '[0-9]* bytes written' | grep -o '^[0-9]*')
   ((WRITTEN < SNAP_BYTES * 3 / 2)) || fail "the leader wrote $WRITTEN bytes for a $SNAP_BYTES-byte snapshot"
 fi
-# No election and no term change while the snapshot streamed and installed.
-for n in "${NAMES[@]}"; do
-  t=$(term_of "$n")
-  [[ $t == "$TERM0" ]] || fail "$n is at term $t, the cluster was at $TERM0 before the install"
-done
-[[ $(leader 5) == "$L" ]] || fail "the leader changed during the install"
-[[ ! -e $DIR/writer-errors ]] || fail "writes failed during the install: $(cat "$DIR/writer-errors" | head -3)"
-echo "$(cat "$DIR/writer-count") writes served during the install; term $TERM0 throughout"
 [[ $(hashkv_distinct) == 1 ]] || fail "HashKV differs after the catch-up"
-[[ $(etcdctl --endpoints="$(ep "$F")" --consistency=s get big/1 --print-value-only) == "$(cat "$DIR/value")1" ]] ||
+[[ $(etcdctl --endpoints="$(ep "$F")" --consistency=s get big/1 --print-value-only) == "$(cat "$DIR/value")" ]] ||
   fail "$F does not serve big/1"
 echo "HashKV equal on all members"
 for n in "${NAMES[@]}"; do stop "$n"; done
