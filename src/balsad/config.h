@@ -47,6 +47,7 @@ struct Config {
   int heartbeat_interval_ms = 100;
   int election_timeout_ms = 1000;
   uint64_t snapshot_count = 100000;
+  uint64_t snapshot_send_rate = 0;  // bytes/s per streamed snapshot to a follower; 0: unlimited
   std::string listen_metrics_urls;
   std::string log_level = "info";
 };

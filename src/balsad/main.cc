@@ -110,6 +110,9 @@ int main(int argc, char** argv) {
   app.add_option("--election-timeout", cfg.election_timeout_ms,
                  "Time (ms) for an election to time out; at least 5 heartbeat intervals")
       ->capture_default_str();
+  app.add_option("--snapshot-send-rate", cfg.snapshot_send_rate,
+                 "Bytes per second a snapshot streams to a follower at (0: unlimited)")
+      ->capture_default_str();
   app.add_option("--snapshot-count", cfg.snapshot_count, "Number of applied entries between local snapshots")
       ->capture_default_str();
   app.add_option("--listen-metrics-urls", cfg.listen_metrics_urls,
@@ -217,6 +220,7 @@ int main(int argc, char** argv) {
   topt.self = me.node_id;
   topt.cluster_id = cluster.cluster_id;
   topt.listen_address = parse_url(split(cfg.listen_peer_urls, ',').front()).address();
+  topt.snapshot.rate_bytes_per_sec = cfg.snapshot_send_rate;
   GrpcTransport transport(topt);
   for (const Member& m : cluster.members)
     if (m.node_id != me.node_id) transport.add_peer(m.node_id, parse_url(m.peer_urls.front()).address());

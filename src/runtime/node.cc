@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/codec.h"
+#include "runtime/snapshot_transfer.h"
 #include "storage/errors.h"
 
 namespace balsa {
@@ -82,12 +83,9 @@ Node::Node(NodeOptions options, DurableLog& log, StateMachine& sm, Transport& tr
   bg_ = opt_.background != nullptr ? opt_.background : own_background_.get();
   // Restart: the state machine starts from the latest snapshot; the core then hands out the
   // committed entries after it again.
-  const Snapshot snap = log_.snapshot();
-  if (!snap.empty() && sm_.applied_index() < snap.metadata.index) {
-    StringSource src(snap.data);
-    sm_.restore_snapshot(src, snap.metadata.index);
-  }
-  last_snapshot_ = snap.metadata.index;
+  restore_from_log_snapshot(log_, sm_);
+  const SnapshotMetadata snap{log_.snapshot_metadata()};
+  last_snapshot_ = snap.index;
   if (opt_.snapshot_stagger > 0 && opt_.snapshot_entries > 1) {
     // Spread by this member's rank among the voters (evenly apart), else by a hash of its id.
     const uint64_t span = static_cast<uint64_t>(static_cast<double>(opt_.snapshot_entries) *
@@ -110,7 +108,7 @@ Node::Node(NodeOptions options, DurableLog& log, StateMachine& sm, Transport& tr
   cfg.heartbeat_ticks = opt_.heartbeat_ticks;
   cfg.pre_vote = opt_.pre_vote;
   cfg.check_quorum = opt_.check_quorum;
-  cfg.applied = std::max(snap.metadata.index, sm_.applied_index());
+  cfg.applied = std::max(snap.index, sm_.applied_index());
   cfg.max_msg_bytes = opt_.max_msg_bytes;
   cfg.max_inflight_msgs = opt_.max_inflight_msgs;
   cfg.max_uncommitted_bytes = opt_.max_uncommitted_bytes;
@@ -130,6 +128,8 @@ void Node::start() {
       [this](NodeId peer) { enqueue(Input{Input::Kind::kUnreachable, {}, {}, {}, peer}); },
       [this](NodeId peer, bool ok) { enqueue(Input{Input::Kind::kSnapshotSent, {}, {}, {}, peer, ok}); },
   });
+  snapshot_receiver_ = std::make_unique<SnapshotReceiver>(log_.snapshots());
+  connect_snapshot_streaming(transport_, log_, *snapshot_receiver_);
   transport_.start([this](Message m) {
     Input in{Input::Kind::kMessage, std::move(m), {}, {}, {}};
     enqueue(std::move(in));
@@ -385,9 +385,7 @@ void Node::handle_ready() {
     transport_.send(std::move(rd.messages));
   }
   if (rd.snapshot) {
-    log_.apply_snapshot(*rd.snapshot);
-    StringSource src(rd.snapshot->data);
-    sm_.restore_snapshot(src, rd.snapshot->metadata.index);
+    install_leader_snapshot(log_, sm_, *rd.snapshot);
     last_snapshot_ = rd.snapshot->metadata.index;
     metrics_.snapshots_restored++;
     // Proposals appended here at or below the snapshot never pass through apply(): the snapshot

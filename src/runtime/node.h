@@ -36,6 +36,7 @@
 #include "runtime/metrics.h"
 #include "runtime/state_machine.h"
 #include "storage/durable_log.h"
+#include "transport/snapshot_stream.h"
 #include "transport/transport.h"
 
 namespace balsa {
@@ -141,6 +142,10 @@ class Node {
   void transfer_leadership(NodeId target);
 
   NodeStatus status() const;
+  // Incoming streamed snapshots (offers, resumes, refusals by reason); zero before start().
+  SnapshotReceiverStats snapshot_receiver_stats() const {
+    return snapshot_receiver_ ? snapshot_receiver_->stats() : SnapshotReceiverStats{};
+  }
   const NodeMetrics& metrics() const { return metrics_; }
 
  private:
@@ -183,6 +188,7 @@ class Node {
   StateMachine& sm_;
   Transport& transport_;
   std::unique_ptr<RawNode> raw_;
+  std::unique_ptr<SnapshotReceiver> snapshot_receiver_;  // set by start(); outlives the transport's stop()
 
   std::unique_ptr<ThreadExecutor> own_executor_;
   Executor* exec_;

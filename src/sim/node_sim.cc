@@ -102,6 +102,11 @@ class SimTransport final : public Transport {
   void remove_peer(NodeId) override {}
   void send(std::vector<Message> msgs) override;
   void stop() override { handler_ = nullptr; }
+  bool set_snapshots(SnapshotEndpoints e) override {
+    endpoints_ = std::move(e);
+    return true;
+  }
+  const SnapshotEndpoints& endpoints() const { return endpoints_; }
   void deliver(Message m) {
     if (handler_) handler_(std::move(m));
   }
@@ -110,6 +115,7 @@ class SimTransport final : public Transport {
   NodeSimulation& sim_;
   int index_;
   Handler handler_;
+  SnapshotEndpoints endpoints_;
 };
 
 struct Member {
@@ -190,6 +196,10 @@ class NodeSimulation {
       const int to = static_cast<int>(m.to.value) - 1;
       if (to < 0 || to >= n) continue;
       result_.messages++;
+      if (m.type == MessageType::kSnap) {
+        start_transfer(from, to, std::move(m));
+        continue;
+      }
       if (cut_[from * n + to] || rng_.chance(drop_)) continue;
       uint64_t delay = delay_min_ + rng_.below(delay_max_ - delay_min_ + 1);
       if (rng_.chance(spike_)) delay += 20'000 + rng_.below(80'000);
@@ -236,6 +246,151 @@ class NodeSimulation {
     while (result_.ok && sched_.run_one(until)) {
     }
     if (result_.ok) sched_.run_until(until);  // nothing else due: time still passes
+  }
+
+  // --- streamed snapshots ------------------------------------------------------------------------
+  // One transfer per (leader, follower) link, stop-and-wait: offer, ack, chunk, ack, ... Each hop
+  // may be lost (the connection breaks: the sender notices after a timeout and reconnects with
+  // a new offer) or, for chunks, damaged. Frames of a broken connection are never processed
+  // (gRPC cancels the call), so the receiver must never see a chunk out of order.
+
+  static constexpr size_t kSimChunkBytes = 64;
+  struct Transfer {
+    uint64_t gen = 0;   // bumped when a new snapshot replaces the transfer
+    uint64_t conn = 0;  // the live connection; events of older ones are ignored
+    uint64_t from_incarnation = 0;
+    int attempts = 0;
+    std::unique_ptr<SnapshotSendSession> session;
+  };
+  std::map<std::pair<int, int>, Transfer> transfers_;
+
+  void start_transfer(int from, int to, Message m) {
+    Member& src = members_[from];
+    Transfer& t = transfers_[{from, to}];
+    if (t.session && t.from_incarnation == src.incarnation)
+      return;  // one transfer at a time: a re-sent (maybe newer) snapshot waits, as in GrpcSender
+    std::unique_ptr<SnapshotFileReader> file;
+    try {
+      file = src.transport->endpoints().open(m.snapshot.metadata);
+    } catch (const std::exception&) {
+      return;  // compacted away meanwhile: the core asks again
+    }
+    t.gen++;
+    t.attempts = 0;
+    t.from_incarnation = src.incarnation;
+    t.session = std::make_unique<SnapshotSendSession>(std::move(m), std::move(file), kSimChunkBytes, opt_.snapshot_bug);
+    snapshot_connect(from, to);
+  }
+
+  bool transfer_live(int from, int to, uint64_t gen, uint64_t conn) {
+    auto it = transfers_.find({from, to});
+    return it != transfers_.end() && it->second.session && it->second.gen == gen && it->second.conn == conn &&
+           members_[from].up && members_[from].incarnation == it->second.from_incarnation;
+  }
+
+  // One hop of a snapshot connection: `fn` runs at the far end, unless the hop is lost.
+  template <typename Fn>
+  void snapshot_hop(int a, int b, int from, int to, uint64_t gen, uint64_t conn, Fn fn) {
+    const int n = opt_.nodes;
+    if (cut_[a * n + b] || rng_.chance(drop_ + 0.02)) {
+      sched_.at(sched_.now() + 30'000, [this, from, to, gen, conn] { snapshot_broken(from, to, gen, conn); });
+      return;
+    }
+    const uint64_t delay = delay_min_ + rng_.below(delay_max_ - delay_min_ + 1);
+    sched_.at(sched_.now() + delay, [this, from, to, gen, conn, fn = std::move(fn)]() mutable {
+      if (transfer_live(from, to, gen, conn)) fn();
+    });
+  }
+
+  void snapshot_broken(int from, int to, uint64_t gen, uint64_t conn) {
+    if (!transfer_live(from, to, gen, conn)) return;
+    Transfer& t = transfers_[{from, to}];
+    if (++t.attempts >= 10) {
+      t.session.reset();  // given up; the core sends the snapshot again later
+      return;
+    }
+    t.conn++;  // the old connection is dead
+    const uint64_t c = t.conn;
+    sched_.at(sched_.now() + 20'000 + rng_.below(30'000), [this, from, to, gen, c] {
+      if (transfer_live(from, to, gen, c)) snapshot_connect(from, to);
+    });
+  }
+
+  void snapshot_connect(int from, int to) {
+    Transfer& t = transfers_[{from, to}];
+    const uint64_t gen = t.gen, conn = ++t.conn;
+    result_.snapshot_connections++;
+    trace("snapshot offer {}->{} index {}", from + 1, to + 1, t.session->message().snapshot.metadata.index.value);
+    const SnapshotOffer offer = t.session->offer();
+    snapshot_hop(from, to, from, to, gen, conn, [this, from, to, gen, conn, offer] {
+      Member& dst = members_[to];
+      if (!dst.up || dst.transport->endpoints().receiver == nullptr) return snapshot_broken(from, to, gen, conn);
+      const SnapshotAck ack = dst.transport->endpoints().receiver->offer(members_[from].id, offer);
+      snapshot_hop(to, from, from, to, gen, conn, [this, from, to, gen, conn, ack] {
+        snapshot_ack(from, to, gen, conn, ack, /*offer=*/true, false);
+      });
+    });
+  }
+
+  void snapshot_ack(int from, int to, uint64_t gen, uint64_t conn, SnapshotAck ack, bool offer, bool corrupted) {
+    Transfer& t = transfers_[{from, to}];
+    mix(0x5A, static_cast<uint64_t>(from), static_cast<uint64_t>(to), static_cast<uint64_t>(ack.verdict), ack.offset);
+    switch (ack.verdict) {
+      case SnapshotVerdict::kOk:
+        if (offer) {
+          if (ack.offset > 0) result_.snapshot_resumes++;
+          t.session->resume_at(ack.offset);
+        }
+        return snapshot_send_next(from, to, gen, conn);
+      case SnapshotVerdict::kDone:
+        result_.snapshot_transfers++;
+        t.session.reset();
+        return;
+      case SnapshotVerdict::kBadChecksum:
+        result_.snapshot_refused++;
+        if (!corrupted) return fail(fmt::format("snapshot {}->{}: an intact chunk was refused for its checksum", from + 1, to + 1));
+        return snapshot_broken(from, to, gen, conn);  // reconnect and resume
+      case SnapshotVerdict::kOutOfOrder:
+      case SnapshotVerdict::kBadImage:
+        result_.snapshot_refused++;
+        return fail(fmt::format("snapshot {}->{}: {} at offset {} (the network never reorders a connection's "
+                                "chunks nor damages one unnoticed)", from + 1, to + 1, to_string(ack.verdict), ack.offset));
+      case SnapshotVerdict::kOldTerm:
+      case SnapshotVerdict::kNoTransfer:
+      case SnapshotVerdict::kFailed:
+        // A deposed leader, a restarted follower, or another sender took over: drop it.
+        result_.snapshot_refused++;
+        t.session.reset();
+        return;
+    }
+  }
+
+  void snapshot_send_next(int from, int to, uint64_t gen, uint64_t conn) {
+    Transfer& t = transfers_[{from, to}];
+    if (t.session->all_sent()) return;  // the last chunk's ack says done
+    SnapshotChunk c;
+    t.session->next_chunk(&c);
+    bool corrupted = false;
+    if (rng_.chance(0.01)) {
+      c.data[rng_.below(c.data.size())] ^= 0x10;
+      corrupted = true;
+      result_.snapshot_corrupted_chunks++;
+    }
+    snapshot_hop(from, to, from, to, gen, conn, [this, from, to, gen, conn, c = std::move(c), corrupted] {
+      Member& dst = members_[to];
+      if (!dst.up || dst.transport->endpoints().receiver == nullptr) return snapshot_broken(from, to, gen, conn);
+      Message deliver;
+      const SnapshotAck ack = dst.transport->endpoints().receiver->chunk(members_[from].id, c, &deliver);
+      if (corrupted && (ack.verdict == SnapshotVerdict::kOk || ack.verdict == SnapshotVerdict::kDone))
+        return fail(fmt::format("snapshot {}->{}: a damaged chunk at offset {} was accepted", from + 1, to + 1, c.offset));
+      if (ack.verdict == SnapshotVerdict::kDone) {
+        trace("snapshot {}->{} complete, index {}", from + 1, to + 1, deliver.snapshot.metadata.index.value);
+        dst.transport->deliver(std::move(deliver));
+      }
+      snapshot_hop(to, from, from, to, gen, conn, [this, from, to, gen, conn, ack, corrupted] {
+        snapshot_ack(from, to, gen, conn, ack, /*offer=*/false, corrupted);
+      });
+    });
   }
 
   // --- members ---------------------------------------------------------------------------------

@@ -9,6 +9,11 @@
 // symmetric and one-way partitions, an isolated leader, crashes that lose unsynced writes and
 // restarts, failed fsyncs (the node must stop, then is restarted), leadership transfers.
 //
+// Snapshots stream chunk by chunk on a connection of their own that breaks at random
+// (resumed from the receiver's offset) and now and then damages a chunk; the receiver must
+// refuse exactly the damaged chunks and never see a chunk out of order or a file that fails
+// verification.
+//
 // Checks: every client history is checked for linearizability (sim/linearizability.h); after
 // healing, a leader must emerge, every client must get answers again, and all members must
 // converge to the same applied index and the same HashKV.
@@ -28,6 +33,7 @@ struct NodeSimOptions {
   int clients = 4;
   int keys = 3;
   NodeBug planted_bug = NodeBug::kNone;
+  SnapshotStreamBug snapshot_bug = SnapshotStreamBug::kNone;  // planted in the snapshot sender
   uint64_t safety_ms = 6'000;    // simulated time with faults on
   uint64_t liveness_ms = 6'000;  // bound for recovery after healing
   std::ostream* trace = nullptr;     // every event, one line each
@@ -49,6 +55,12 @@ struct NodeSimResult {
   uint64_t snapshots_saved = 0;
   uint64_t snapshots_abandoned = 0;  // background images given up (compaction meanwhile)
   uint64_t check_steps = 0;
+  // Streamed snapshots (snapshot_stream.h) over the simulated network.
+  uint64_t snapshot_transfers = 0;        // completed
+  uint64_t snapshot_connections = 0;      // offers made (a resume or a restart is one more)
+  uint64_t snapshot_resumes = 0;          // offers answered with a non-zero offset
+  uint64_t snapshot_corrupted_chunks = 0; // chunks the network damaged (must be refused)
+  uint64_t snapshot_refused = 0;          // chunks or offers the receiver refused
 };
 
 NodeSimResult run_node_simulation(const NodeSimOptions& options);

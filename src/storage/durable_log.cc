@@ -29,7 +29,7 @@ std::unique_ptr<DurableLog> DurableLog::open(FileSystem& fs, const std::string& 
 
 Snapshot DurableLog::snapshot() const {
   Snapshot s = cache_.snapshot();
-  if (s.empty()) return s;
+  if (s.empty() || !inline_images_) return s;
   s.data = store_->open(s.metadata.index)->read_all();
   return s;
 }
@@ -56,6 +56,15 @@ void DurableLog::apply_snapshot(const SnapshotMetadata& md, ByteSource& image) {
   store_->prune();
   cache_.apply_snapshot(Snapshot{md, {}});
   wal_->release_to(md.index);
+}
+
+bool DurableLog::install_received_snapshot(const SnapshotMetadata& md) {
+  if (!store_->install_received(md)) return false;
+  wal_->save_snapshot(md, /*discard_after=*/true);
+  store_->prune();
+  cache_.apply_snapshot(Snapshot{md, {}});
+  wal_->release_to(md.index);
+  return true;
 }
 
 void DurableLog::apply_snapshot(const Snapshot& snap) {

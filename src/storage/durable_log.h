@@ -47,9 +47,15 @@ class DurableLog final : public Storage {
   }
   LogIndex first_index() const override { return cache_.first_index(); }
   LogIndex last_index() const override { return cache_.last_index(); }
-  // Loads the image from the snapshot store (verified). For large images, stream with
-  // snapshots().open(index) instead.
+  // Loads the image from the snapshot store (verified), unless set_inline_snapshot_images(false):
+  // then only the metadata, and whoever needs the image streams it (snapshots().open(index),
+  // or open_file() to send it to a follower).
   Snapshot snapshot() const override;
+  // The latest snapshot's metadata (index 0: none), without touching its image.
+  SnapshotMetadata snapshot_metadata() const { return cache_.snapshot().metadata; }
+  // The node runtime streams images and turns this off; the core simulator keeps it on.
+  void set_inline_snapshot_images(bool on) { inline_images_ = on; }
+  bool inline_snapshot_images() const { return inline_images_; }
 
   // Appends entries (truncating a conflicting suffix) and the hard state, if given, in one
   // write with one fdatasync; then updates the cache. With sync=false (Ready::must_sync false:
@@ -60,6 +66,10 @@ class DurableLog final : public Storage {
   // A snapshot from the leader: stores the image, records it in the WAL, and replaces the log.
   void apply_snapshot(const SnapshotMetadata& md, ByteSource& image);
   void apply_snapshot(const Snapshot& snap);
+  // The same for a snapshot whose file was streamed in and verified (SnapshotStore::receive):
+  // moves it into place, records it in the WAL and replaces the log. False (nothing changed)
+  // if no finished transfer of `md` is waiting.
+  bool install_received_snapshot(const SnapshotMetadata& md);
 
   // A snapshot of the local state machine at `index` (<= last_index()). Entries stay until
   // compact(). Equivalent to begin_snapshot, writing the image, commit(), finish_snapshot.
@@ -90,6 +100,7 @@ class DurableLog final : public Storage {
   std::unique_ptr<SnapshotStore> store_;
   MemoryStorage cache_;
   std::optional<TornTail> torn_tail_;
+  bool inline_images_ = true;
 };
 
 }  // namespace balsa

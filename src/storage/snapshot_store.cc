@@ -146,6 +146,81 @@ std::string SnapshotReader::read_all() {
   return out;
 }
 
+// ---- streaming a file out ----
+
+size_t SnapshotFileReader::read_at(uint64_t offset, char* buf, size_t n) {
+  if (offset >= size_) return 0;
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+  const size_t got = file_->read_at(offset, buf, want);
+  if (got != want) throw StorageCorruptionError(path_, offset + got, "snapshot file shrank while streaming it");
+  return got;
+}
+
+// ---- receiving a file ----
+
+IncomingSnapshot::IncomingSnapshot(SnapshotStore& store, SnapshotMetadata md, uint64_t expected,
+                                   std::string part, std::string recv, std::unique_ptr<File> file)
+    : store_(store), metadata_(std::move(md)), expected_(expected), part_path_(std::move(part)),
+      recv_path_(std::move(recv)), file_(std::move(file)) {}
+
+IncomingSnapshot::~IncomingSnapshot() {
+  if (done_) return;
+  file_.reset();
+  try {
+    store_.fs_.remove(part_path_);
+  } catch (const std::exception&) {
+    // Leftover .part files are removed when the store is next opened.
+  }
+}
+
+void IncomingSnapshot::append(std::string_view bytes) {
+  store_.check_ok();
+  if (done_) throw std::logic_error("incoming snapshot written after finish");
+  if (bytes.size() > expected_ - offset_)
+    throw std::invalid_argument(fmt::format("snapshot chunk of {} bytes at {} overruns the announced {} bytes",
+                                            bytes.size(), offset_, expected_));
+  try {
+    file_->write_at(offset_, bytes);
+    offset_ += bytes.size();
+    unsynced_ += bytes.size();
+    if (unsynced_ >= kSyncEveryBytes) {
+      file_->sync();
+      unsynced_ = 0;
+    }
+  } catch (const IoError& e) {
+    done_ = true;
+    store_.fail(fmt::format("balsa snapshot store: writing {} failed: {}. The snapshot store has stopped.",
+                            part_path_, e.what()));
+  }
+}
+
+void IncomingSnapshot::finish() {
+  store_.check_ok();
+  if (done_ || offset_ != expected_)
+    throw std::logic_error(fmt::format("incoming snapshot finished at {} of {} bytes", offset_, expected_));
+  try {
+    file_->sync();
+  } catch (const IoError& e) {
+    done_ = true;
+    store_.fail(fmt::format("balsa snapshot store: fdatasync of {} failed: {}", part_path_, e.what()));
+  }
+  file_.reset();
+  // Verified before it is renamed: a .recv file is always complete and intact. On failure the
+  // destructor deletes the .part file.
+  auto r = store_.open_path(part_path_, /*verify=*/true);
+  if (!(r->metadata() == metadata_))
+    throw StorageCorruptionError(part_path_, 16, "received snapshot's metadata is not the one announced");
+  r.reset();
+  try {
+    store_.fs_.rename(part_path_, recv_path_);
+    store_.fs_.sync_dir(store_.dir_);
+  } catch (const IoError& e) {
+    done_ = true;
+    store_.fail(fmt::format("balsa snapshot store: renaming {} failed: {}", part_path_, e.what()));
+  }
+  done_ = true;
+}
+
 // ---- store ----
 
 SnapshotStore::SnapshotStore(FileSystem& fs, std::string dir, size_t keep, bool read_only)
@@ -155,7 +230,7 @@ SnapshotStore::SnapshotStore(FileSystem& fs, std::string dir, size_t keep, bool 
     fs_.create_dirs(dir_);
     bool removed = false;
     for (const std::string& name : fs_.list(dir_)) {
-      if (ends_with(name, ".snap.tmp")) {
+      if (ends_with(name, ".snap.tmp") || ends_with(name, ".snap.part") || ends_with(name, ".snap.recv")) {
         fs_.remove(path_join(dir_, name));
         removed = true;
       }
@@ -288,6 +363,58 @@ std::unique_ptr<SnapshotReader> SnapshotStore::open(LogIndex index) {
   }
   throw std::runtime_error(fmt::format("balsa snapshot store: no snapshot at index {} in {}",
                                        index.value, dir_));
+}
+
+std::unique_ptr<SnapshotFileReader> SnapshotStore::open_file(const SnapshotMetadata& md) {
+  const std::string path = path_join(dir_, file_name(md));
+  if (!fs_.exists(path))
+    throw std::runtime_error(fmt::format("balsa snapshot store: no snapshot {} in {}", file_name(md), dir_));
+  auto r = std::unique_ptr<SnapshotFileReader>(new SnapshotFileReader());
+  r->path_ = path;
+  r->file_ = fs_.open(path, OpenMode::kRead);
+  r->metadata_ = md;
+  r->size_ = r->file_->size();
+  return r;
+}
+
+std::unique_ptr<IncomingSnapshot> SnapshotStore::receive(const SnapshotMetadata& md, uint64_t file_bytes) {
+  if (read_only_) throw std::logic_error("snapshot store is read-only");
+  check_ok();
+  const std::string final = path_join(dir_, file_name(md));
+  const std::string part = final + ".part";
+  std::unique_ptr<File> f;
+  try {
+    if (fs_.exists(part)) fs_.remove(part);
+    f = fs_.open(part, OpenMode::kCreate);
+  } catch (const IoError& e) {
+    fail(fmt::format("balsa snapshot store: creating {} failed: {}", part, e.what()));
+  }
+  return std::unique_ptr<IncomingSnapshot>(
+      new IncomingSnapshot(*this, md, file_bytes, part, final + ".recv", std::move(f)));
+}
+
+bool SnapshotStore::install_received(const SnapshotMetadata& md) {
+  if (read_only_) throw std::logic_error("snapshot store is read-only");
+  check_ok();
+  const std::string final = path_join(dir_, file_name(md));
+  bool found = false;
+  try {
+    for (const std::string& name : fs_.list(dir_)) {
+      if (!ends_with(name, ".snap.recv")) continue;
+      const std::string path = path_join(dir_, name);
+      uint64_t i = 0, t = 0;
+      if (path == final + ".recv") {
+        fs_.rename(path, final);
+        found = true;
+      } else if (!parse_name(name.substr(0, name.size() - 5), &i, &t) || i < md.index.value) {
+        fs_.remove(path);  // an older transfer the core never took (a newer one may be arriving)
+      }
+    }
+    fs_.sync_dir(dir_);
+  } catch (const IoError& e) {
+    fail(fmt::format("balsa snapshot store: installing {} failed: {}", final, e.what()));
+  }
+  return found;
 }
 
 void SnapshotStore::prune() {

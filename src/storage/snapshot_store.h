@@ -20,6 +20,14 @@
 // starts restoring from it), and again as the bytes stream out. A mismatch throws
 // StorageCorruptionError naming the file and offset.
 //
+// Streaming to a follower (src/transport/snapshot_stream.h): the leader reads the file as it
+// lies on disk, chunk by chunk, with a SnapshotFileReader (never the whole file in memory);
+// the follower writes the chunks into <name>.part with an IncomingSnapshot as they arrive,
+// which on the last byte syncs it, verifies it completely (header, metadata, image checksum,
+// trailer) and renames it <name>.recv; install_received() then moves it under its final name
+// once the Raft core has accepted the snapshot. .part and .recv files left by a crash are
+// deleted when the store is opened (a transfer interrupted by a restart starts over).
+//
 // Any I/O failure while writing throws StorageFatalError: like the WAL, a failed fsync is never
 // retried, and the store is failed for good: every later begin(), write, commit() or prune()
 // throws the same error without touching the disk.
@@ -92,6 +100,58 @@ class SnapshotReader final : public ByteSource {
   uint32_t crc_ = 0;
 };
 
+// The raw bytes of one snapshot file, for streaming it chunk by chunk. Holds the file open, so
+// a snapshot pruned meanwhile can still be read to its end. Any one thread at a time.
+class SnapshotFileReader {
+ public:
+  const SnapshotMetadata& metadata() const { return metadata_; }
+  uint64_t size() const { return size_; }
+  // Reads up to n bytes at `offset` (fewer only at the end of the file). Throws
+  // StorageCorruptionError if the file is shorter than when it was opened.
+  size_t read_at(uint64_t offset, char* buf, size_t n);
+
+ private:
+  friend class SnapshotStore;
+  SnapshotFileReader() = default;
+  std::string path_;
+  std::unique_ptr<File> file_;
+  SnapshotMetadata metadata_;
+  uint64_t size_ = 0;
+};
+
+// A snapshot file arriving from the leader, appended in order into <name>.part. Destroying it
+// before finish() deletes the partial file. Any one thread at a time (the transport's).
+class IncomingSnapshot {
+ public:
+  ~IncomingSnapshot();
+  IncomingSnapshot(const IncomingSnapshot&) = delete;
+  IncomingSnapshot& operator=(const IncomingSnapshot&) = delete;
+
+  const SnapshotMetadata& metadata() const { return metadata_; }
+  uint64_t size() const { return offset_; }          // bytes written so far, contiguous from 0
+  uint64_t expected_size() const { return expected_; }
+  // Writes at size(). Throws std::invalid_argument past expected_size().
+  void append(std::string_view bytes);
+  // With size() == expected_size(): fdatasyncs, verifies the whole file and that its metadata
+  // is the one announced, then renames it <name>.recv. Throws StorageCorruptionError when the
+  // file does not verify (the partial file is deleted: the transfer must start over).
+  void finish();
+
+ private:
+  friend class SnapshotStore;
+  IncomingSnapshot(SnapshotStore& store, SnapshotMetadata md, uint64_t expected, std::string part,
+                   std::string recv, std::unique_ptr<File> file);
+  SnapshotStore& store_;
+  SnapshotMetadata metadata_;
+  uint64_t expected_;
+  std::string part_path_;
+  std::string recv_path_;
+  std::unique_ptr<File> file_;
+  uint64_t offset_ = 0;
+  uint64_t unsynced_ = 0;
+  bool done_ = false;
+};
+
 // Threading: one SnapshotWriter may be written and committed on another thread while the
 // owner keeps using the store (begin, open, list, prune) on its own; nothing else is shared.
 class SnapshotStore {
@@ -109,6 +169,16 @@ class SnapshotStore {
   // Opens the snapshot at `index`, verifying it completely first.
   std::unique_ptr<SnapshotReader> open(LogIndex index);
 
+  // The file of the snapshot `md` (exactly that index and term) for streaming; throws
+  // std::runtime_error if the store does not hold it.
+  std::unique_ptr<SnapshotFileReader> open_file(const SnapshotMetadata& md);
+  // Starts receiving the file of `md`, `file_bytes` long, from offset 0 (an older partial file
+  // of the same snapshot is replaced).
+  std::unique_ptr<IncomingSnapshot> receive(const SnapshotMetadata& md, uint64_t file_bytes);
+  // Moves the finished, verified transfer of `md` (<name>.recv) under its final name. False
+  // if there is none. Older .recv files (transfers the core never took) are deleted.
+  bool install_received(const SnapshotMetadata& md);
+
   // Removes all but the newest `keep` snapshots.
   void prune();
 
@@ -117,6 +187,7 @@ class SnapshotStore {
 
  private:
   friend class SnapshotWriter;
+  friend class IncomingSnapshot;
   std::unique_ptr<SnapshotReader> open_path(const std::string& path, bool verify);
   void check_ok() const;
   [[noreturn]] void fail(std::string message);

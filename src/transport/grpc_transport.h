@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "transport/snapshot_stream.h"
 #include "transport/transport.h"
 
 namespace balsa {
@@ -50,8 +51,13 @@ struct GrpcTransportOptions {
   // Payload cap of one Batch; larger messages are chunked. Must leave room under the gRPC limit.
   size_t max_batch_bytes = 1u << 20;
   // Largest single Raft message (after reassembly). Larger ones are dropped by the sender and
-  // refused by the receiver.
+  // refused by the receiver. Streamed snapshots (set_snapshots) do not pass through here and
+  // have no size limit; only a kSnap sent inline (no endpoints installed) does.
   size_t max_message_bytes = 512u << 20;
+
+  // Streamed snapshots: chunk size, window, rate limit (bytes/s), attempts per transfer.
+  SnapshotStreamOptions snapshot;
+  SnapshotStreamBug snapshot_bug = SnapshotStreamBug::kNone;  // planted defects, tests only
 
   // Per-peer queue bound. A message that does not fit is dropped and counted; send() never
   // blocks. A single message larger than max_queue_bytes is still admitted into an empty queue.
@@ -88,6 +94,10 @@ class GrpcTransport final : public Transport {
   // snapshot_sent: once per kSnap message, after its last byte is written (ok) or when it is
   // lost to a full queue, an oversize refusal or a broken link (!ok).
   void set_feedback(DeliveryFeedback feedback) override;
+  // With endpoints, each kSnap is streamed on a connection of its own per peer (one transfer
+  // at a time, the newest snapshot replacing an older one not yet started), rate-limited,
+  // resumed after a dropped connection; snapshot_sent reports the receiver's confirmation.
+  bool set_snapshots(SnapshotEndpoints endpoints) override;
 
   // The port the server listens on, valid after start().
   int listen_port() const;

@@ -18,12 +18,16 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/types.h"
 
 namespace balsa {
+
+class SnapshotFileReader;
+class SnapshotReceiver;
 
 // Counters for one outgoing link. Monotonic except `connected` and `queued_messages`.
 // Implementations fill what applies to them and leave the rest zero.
@@ -43,6 +47,25 @@ struct PeerLinkStats {
   uint64_t reconnects = 0;           // connects after the first
   uint64_t connect_failures = 0;
   uint64_t streams_refused = 0;      // the peer ended our stream with an error status
+  // Streamed snapshots (snapshot_stream.h), on their own connection.
+  uint64_t snapshots_sent = 0;           // transfers the receiver confirmed complete
+  uint64_t snapshots_failed = 0;         // transfers given up (reported lost to the core)
+  uint64_t snapshot_bytes_sent = 0;      // file bytes written, resent ones included
+  uint64_t snapshot_connects = 0;        // connections opened for transfers
+  uint64_t snapshot_resumes = 0;         // connections that went on from a non-zero offset
+  uint64_t snapshot_chunks_refused = 0;  // acks refusing a chunk or an offer
+};
+
+// What a transport needs to stream snapshots (src/transport/snapshot_stream.h). When set, a
+// kSnap message handed to send() carries metadata only: the transport streams the file of that
+// snapshot from `open` on a path apart from other messages, and on the receiving side feeds the
+// chunks to `receiver`, delivering the kSnap to the handler once the file is in and verified.
+struct SnapshotEndpoints {
+  // Leader: opens the file of the snapshot for streaming; throws if the store no longer has it.
+  // Called on transport threads.
+  std::function<std::unique_ptr<SnapshotFileReader>(const SnapshotMetadata&)> open;
+  // Follower: takes incoming transfers; must outlive stop().
+  SnapshotReceiver* receiver = nullptr;
 };
 
 struct TransportStats {
@@ -56,6 +79,8 @@ struct TransportStats {
   uint64_t decode_errors = 0;
   uint64_t dropped_unknown_peer = 0;  // send() to an id that is not a peer
   uint64_t streams_superseded = 0;    // older streams ended because the sender opened a new one
+  uint64_t snapshot_calls_accepted = 0;  // snapshot transfer connections (resumes included)
+  uint64_t snapshots_received = 0;       // transfers completed and handed to the handler
 };
 
 // Delivery feedback for the Raft core (RawNode::report_unreachable / report_snapshot). Both
@@ -87,6 +112,12 @@ class Transport {
   virtual void stop() = 0;
   // Installs delivery feedback; call before start(). The default ignores it.
   virtual void set_feedback(DeliveryFeedback feedback) { (void)feedback; }
+  // Installs snapshot streaming; call before start(). Returns false if this transport does not
+  // stream: then kSnap messages must carry their image inline (the default).
+  virtual bool set_snapshots(SnapshotEndpoints endpoints) {
+    (void)endpoints;
+    return false;
+  }
   // A snapshot of the counters, for metrics. Thread-safe. The default reports nothing.
   virtual TransportStats stats() const { return {}; }
 };
