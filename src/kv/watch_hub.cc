@@ -571,6 +571,8 @@ void WatchHub::pump() {
     if (s->ready) s->ready();
 }
 
+const WatchHub::Options& WatchHub::options() const { return impl_->options; }
+
 int64_t WatchHub::revision() const {
   std::lock_guard lock(impl_->mu);
   return impl_->last_rev;

@@ -183,6 +183,7 @@ class WatchHub {
   // Calls `ready` of every stream that has queued messages and was not told yet.
   void pump();
 
+  const Options& options() const;
   int64_t revision() const;          // the last revision published (or caught up to)
   size_t unsynced_count() const;
   size_t watch_count() const;
