@@ -462,14 +462,23 @@ bool WatchHub::sync() {
       continue;
     }
     j.upto = cur;
+    // A start at the compact revision itself is refused too: compaction at R drops the
+    // tombstones of revision R, so its deletes can no longer be delivered (etcd 3.4 serves such
+    // a watch and silently omits them). The client learns to resume at R + 1.
+    if (const int64_t c = h.source.compact_revision(); j.from <= c) {
+      j.status = errors::compacted();
+      j.compact = c + (j.from == c ? 1 : 0);
+      continue;
+    }
     if (limit > 0 && j.events.size() >= limit) {
       // Keep revisions whole: drop the last (possibly partial) revision, unless it is the
       // only one, which is then read completely.
       const int64_t last = event_rev(j.events.back());
       if (event_rev(j.events.front()) == last) {
         j.status = h.source.events(j.spec.key, j.spec.range_end, last, last, 0, &j.events, &cur);
+        if (const int64_t c = h.source.compact_revision(); j.status.ok() && last <= c) j.status = errors::compacted();
         if (!j.status.ok()) {
-          j.compact = h.source.compact_revision();
+          j.compact = std::max(h.source.compact_revision(), last + 1);
           continue;
         }
         j.upto = last;

@@ -15,7 +15,9 @@
 // messages stay, new revisions are not queued for it, and once the queue drained below half
 // the bound it is caught up from the history starting right after the last revision queued.
 // A watcher whose next revision has been compacted gets one message with compact_revision set
-// and is canceled (etcd's behaviour). So memory per stream is bounded and no event is dropped
+// and is canceled (etcd's behaviour). Unlike etcd 3.4, a start at the compact revision R itself
+// is refused too (compact_revision R + 1): compaction drops R's tombstones, so R's deletes
+// could not be delivered; etcd serves it and omits them silently. So memory per stream is bounded and no event is dropped
 // silently.
 //
 // The hub also notices when the store jumped (a snapshot restore on a follower: a published

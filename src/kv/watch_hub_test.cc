@@ -247,13 +247,33 @@ TEST(WatchHub, CompactedStartGetsCompactRevisionAndIsCanceled) {
   EXPECT_EQ(ms[1].watch_id, id);
   EXPECT_EQ(ms[1].compact_revision, 4);
   EXPECT_EQ(s->watch_count(), 0u);
-  // At the compact revision itself it works.
-  sp.start_revision = 4;
+  // Just above it works.
+  sp.start_revision = 5;
   const int64_t id2 = s->create(sp);
   auto ms2 = f.settle(*s);
   auto seen = events_of(ms2, id2);
-  ASSERT_EQ(seen.size(), 3u);
-  EXPECT_EQ(seen.front().rev, 4);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen.front().rev, 5);
+}
+
+// Compaction at R drops R's tombstones: a watch from R could not deliver R's delete, so it
+// is refused with compact_revision R + 1 (etcd 3.4 would silently omit the delete).
+TEST(WatchHub, StartAtTheCompactRevisionIsRefusedBecauseItsDeletesAreGone) {
+  Fixture f;
+  f.put("k", "a");             // 2
+  const int64_t d = f.del("k");  // 3
+  f.put("j", "b");             // 4
+  f.compact(d);
+  auto s = f.hub->open(nullptr);
+  WatchSpec sp;
+  sp.key = "k";
+  sp.start_revision = d;
+  const int64_t id = s->create(sp);
+  auto ms = f.settle(*s);
+  ASSERT_EQ(ms.size(), 2u);
+  EXPECT_EQ(ms[1].kind, WatchMessage::Kind::kCanceled);
+  EXPECT_EQ(ms[1].watch_id, id);
+  EXPECT_EQ(ms[1].compact_revision, d + 1);
 }
 
 TEST(WatchHub, SlowWatcherOvertakenByCompactionIsToldNotSilentlyDropped) {

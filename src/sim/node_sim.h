@@ -11,7 +11,8 @@
 //
 // Checks: every client history is checked for linearizability (sim/linearizability.h); after
 // healing, a leader must emerge, every client must get answers again, and all members must
-// converge to the same applied index and the same HashKV.
+// converge to the same applied index and the same HashKV. Watchers on every member are checked
+// against the committed history (sim/watch_checker.h).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,8 @@ struct NodeSimOptions {
   int clients = 4;
   int keys = 3;
   NodeBug planted_bug = NodeBug::kNone;
+  int watchers = 4;                    // watch clients (sim/watch_checker.h)
+  bool plant_watch_skip = false;       // negative control: a resumed watch skips its first event
   uint64_t safety_ms = 6'000;    // simulated time with faults on
   uint64_t liveness_ms = 6'000;  // bound for recovery after healing
   std::ostream* trace = nullptr;     // every event, one line each
@@ -49,6 +52,9 @@ struct NodeSimResult {
   uint64_t snapshots_saved = 0;
   uint64_t snapshots_abandoned = 0;  // background images given up (compaction meanwhile)
   uint64_t check_steps = 0;
+  uint64_t watch_events = 0;     // watch events delivered and checked against the history
+  uint64_t watch_resumes = 0;    // watches resumed from a past revision
+  uint64_t watch_compacted = 0;  // resumes answered with compact_revision
 };
 
 NodeSimResult run_node_simulation(const NodeSimOptions& options);
