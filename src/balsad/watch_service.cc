@@ -165,7 +165,10 @@ class WatchReactor final : public grpc::ServerBidiReactor<pb::WatchRequest, pb::
         break;
     }
     writing_ = true;
-    StartWrite(&out_);
+    // More already queued: let gRPC coalesce this write with the next ones.
+    grpc::WriteOptions opts;
+    if (stream_->queued_bytes() > 0) opts.set_buffer_hint();
+    StartWrite(&out_, opts);
   }
 
   void finish(const grpc::Status& st) {

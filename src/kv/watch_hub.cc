@@ -8,7 +8,8 @@
 namespace balsa::kv {
 namespace {
 
-constexpr size_t kEventOverhead = 48;  // rough per-event proto overhead for queue accounting
+constexpr size_t kEventOverhead = 48;
+constexpr int64_t kCatchupRevisions = 1000;  // rough per-event proto overhead for queue accounting
 
 size_t event_bytes(const mvccpb::Event& e) {
   return e.kv().key().size() + e.kv().value().size() + kEventOverhead;
@@ -456,12 +457,16 @@ bool WatchHub::sync() {
   const size_t limit = h.options.catchup_batch_events;
   for (Job& j : jobs) {
     int64_t cur = 0;
-    j.status = h.source.events(j.spec.key, j.spec.range_end, j.from, 0, limit, &j.events, &cur);
+    // At most kCatchupRevisions revisions per read (etcd's watchBatchMaxRevs), so one read
+    // holds the store's shared lock for a bounded time however far behind the watcher is.
+    const int64_t end = std::min(store_rev, j.from + kCatchupRevisions - 1);
+    if (end < j.from) continue;  // nothing to read yet
+    j.status = h.source.events(j.spec.key, j.spec.range_end, j.from, end, limit, &j.events, &cur);
     if (!j.status.ok()) {
       j.compact = h.source.compact_revision();
       continue;
     }
-    j.upto = cur;
+    j.upto = end;
     // A start at the compact revision itself is refused too: compaction at R drops the
     // tombstones of revision R, so its deletes can no longer be delivered (etcd 3.4 serves such
     // a watch and silently omits them). The client learns to resume at R + 1.
@@ -492,6 +497,7 @@ bool WatchHub::sync() {
   bool more = false;
   std::lock_guard lock(h.mu);
   for (Job& j : jobs) {
+    if (j.upto == 0 && j.status.ok()) continue;  // not read this round
     WatchStream::State* st = j.stream.get();
     auto it = st->watches.find(j.id);
     if (st->closed || it == st->watches.end() || it->second->serial != j.serial) continue;
