@@ -50,6 +50,8 @@ struct Config {
   uint64_t snapshot_send_rate = 0;  // bytes/s per streamed snapshot to a follower; 0: unlimited
   std::string listen_metrics_urls;
   std::string log_level = "info";
+  // etcd --experimental-watch-progress-notify-interval (a Go duration).
+  std::string watch_progress_notify_interval = "10m";
 };
 
 // etcd's membership.newMember / RaftCluster.genID.

@@ -2,23 +2,27 @@
 // for a request. One file per service (kv_service, maintenance_service, cluster_service); what
 // they share (the write and read paths, the response header) is in service_context.h.
 //
-// Implemented: KV.Range/Put/DeleteRange/Txn/Compact, Maintenance.Status/HashKV/MoveLeader,
-// Cluster.MemberList. Everything else answers UNIMPLEMENTED.
+// Implemented: KV.Range/Put/DeleteRange/Txn/Compact, Watch.Watch,
+// Maintenance.Status/HashKV/MoveLeader, Cluster.MemberList. Everything else answers UNIMPLEMENTED.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <memory>
 
 #include "balsad/config.h"
 #include "kv/kv_state_machine.h"
+#include "kv/watch_hub.h"
 #include "runtime/node.h"
 
 namespace balsa::balsad {
 
 class ClientServices {
  public:
-  ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm);
+  // `hub` is fed by `sm`'s applies (MvccStore::Options::on_events); the Watch service drives it.
+  ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm, kv::WatchHub& hub,
+                 std::chrono::milliseconds watch_progress_interval);
   ~ClientServices();
 
   // Registers every service on `builder`; `this` must outlive the server.

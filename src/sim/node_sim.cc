@@ -14,6 +14,7 @@
 #include "kv/command.h"
 #include "kv/kv_state_machine.h"
 #include "sim/linearizability.h"
+#include "sim/watch_checker.h"
 #include "storage/durable_log.h"
 #include "storage/errors.h"
 #include "storage/sim_fs.h"
@@ -142,7 +143,10 @@ struct ClientState {
 
 class NodeSimulation {
  public:
-  explicit NodeSimulation(const NodeSimOptions& o) : opt_(o), rng_(o.seed * 0x9E3779B97F4A7C15ULL + 17) {}
+  explicit NodeSimulation(const NodeSimOptions& o)
+      : opt_(o),
+        rng_(o.seed * 0x9E3779B97F4A7C15ULL + 17),
+        watches_(std::make_unique<WatchChecker>(o.seed, o.nodes, o.watchers, o.keys, o.plant_watch_skip)) {}
 
   NodeSimResult run() {
     const int n = opt_.nodes;
@@ -169,6 +173,7 @@ class NodeSimulation {
       }
       sched_.at(fault_every_, [this] { fault(); });
       sched_.at(50'000, [this] { watch(); });
+      sched_.at(30'000, [this] { watch_step(); });
       const uint64_t safety_end = opt_.safety_ms * 1000;
       run_until(safety_end);
       if (result_.ok) heal_everything();
@@ -179,12 +184,16 @@ class NodeSimulation {
       stop_clients_ = true;
       if (result_.ok) settle(end);
       if (result_.ok) check_history();
+      if (result_.ok) finish_watches();
       shutdown();
     } catch (const std::exception& e) {
       fail(fmt::format("exception: {}", e.what()));
     }
     result_.events = events_;
-    result_.trace_hash = hash_;
+    result_.trace_hash = hash_ ^ watches_->hash();
+    result_.watch_events = watches_->stats().events;
+    result_.watch_resumes = watches_->stats().resumes;
+    result_.watch_compacted = watches_->stats().compacted;
     return result_;
   }
 
@@ -405,7 +414,8 @@ class NodeSimulation {
       fail(fmt::format("n{} cannot restart: {}", m.id.value, e.what()));
       return;
     }
-    m.sm = std::make_unique<kv::KvStateMachine>();
+    m.sm = std::make_unique<kv::KvStateMachine>(watches_->store_options(i));
+    watches_->attach(i, *m.sm);
     m.transport = std::make_unique<SimTransport>(*this, i);
     m.exec = std::make_unique<SimExecutor>(sched_);
     m.background = std::make_unique<SimExecutor>(sched_, 1'000 + rng_.below(100'000));
@@ -442,6 +452,7 @@ class NodeSimulation {
     if (!m.up) return;
     m.up = false;
     m.incarnation++;
+    watches_->detach(i);
     m.exec->kill();
     m.background->kill();  // a snapshot image being written dies with the process
     m.restored_before += m.node->metrics().snapshots_restored.load();
@@ -744,6 +755,24 @@ class NodeSimulation {
     next_later(c);
   }
 
+  // --- watchers (sim/watch_checker.h) --------------------------------------------------------
+
+  std::vector<bool> members_up() const {
+    std::vector<bool> up;
+    for (const Member& m : members_) up.push_back(m.up);
+    return up;
+  }
+  void watch_step() {
+    if (!result_.ok) return;
+    watches_->step(sched_.now(), members_up());
+    if (!watches_->ok()) return fail(watches_->violation());
+    sched_.at(sched_.now() + 5'000, [this] { watch_step(); });
+  }
+  void finish_watches() {
+    watches_->finish(members_up(), members_[0].sm->revisions().current);
+    if (!watches_->ok()) fail(watches_->violation());
+  }
+
   // --- the end ---------------------------------------------------------------------------------
 
   // Runs until every member is up, agrees on a leader, and all have applied the same index with
@@ -831,6 +860,7 @@ class NodeSimulation {
   NodeSimResult result_;
   std::vector<NodeId> voters_;
   std::vector<Member> members_;
+  std::unique_ptr<WatchChecker> watches_;  // after members_: destroyed first (its hubs read their stores)
   std::vector<ClientState> clients_;
   std::vector<KvOp> history_;
   std::vector<bool> removed_;

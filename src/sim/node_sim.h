@@ -16,7 +16,8 @@
 //
 // Checks: every client history is checked for linearizability (sim/linearizability.h); after
 // healing, a leader must emerge, every client must get answers again, and all members must
-// converge to the same applied index and the same HashKV.
+// converge to the same applied index and the same HashKV. Watchers on every member are checked
+// against the committed history (sim/watch_checker.h).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,8 @@ struct NodeSimOptions {
   int keys = 3;
   NodeBug planted_bug = NodeBug::kNone;
   SnapshotStreamBug snapshot_bug = SnapshotStreamBug::kNone;  // planted in the snapshot sender
+  int watchers = 4;                    // watch clients (sim/watch_checker.h)
+  bool plant_watch_skip = false;       // negative control: a resumed watch skips its first event
   uint64_t safety_ms = 6'000;    // simulated time with faults on
   uint64_t liveness_ms = 6'000;  // bound for recovery after healing
   std::ostream* trace = nullptr;     // every event, one line each
@@ -61,6 +64,9 @@ struct NodeSimResult {
   uint64_t snapshot_resumes = 0;          // offers answered with a non-zero offset
   uint64_t snapshot_corrupted_chunks = 0; // chunks the network damaged (must be refused)
   uint64_t snapshot_refused = 0;          // chunks or offers the receiver refused
+  uint64_t watch_events = 0;     // watch events delivered and checked against the history
+  uint64_t watch_resumes = 0;    // watches resumed from a past revision
+  uint64_t watch_compacted = 0;  // resumes answered with compact_revision
 };
 
 NodeSimResult run_node_simulation(const NodeSimOptions& options);

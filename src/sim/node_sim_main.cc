@@ -31,26 +31,31 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--trace", trace, "Print every event of the run (with --seed)");
   app.add_flag("--timeline", timeline, "Print faults, crashes and leader changes (with --seed)");
+  app.add_option("--watchers", base.watchers, "Watch clients checked against the committed history")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   app.add_option("--plant-bug", bug,
                  "Negative control: none, stale-reads (reads skip the ReadIndex round), snapshot-resume (a "
-                 "reconnecting snapshot sender goes on from what it sent, not from what was acknowledged)")
-      ->check(CLI::IsMember({"none", "stale-reads", "snapshot-resume"}))
+                 "reconnecting snapshot sender goes on from what it sent, not from what was acknowledged), "
+                 "watch-skip-resumed (a watch resumed from a past revision skips its first event)")
+      ->check(CLI::IsMember({"none", "stale-reads", "snapshot-resume", "watch-skip-resumed"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   base.planted_bug = bug == "stale-reads" ? NodeBug::kStaleReads : NodeBug::kNone;
   base.snapshot_bug = bug == "snapshot-resume" ? balsa::SnapshotStreamBug::kResumeFromSent : balsa::SnapshotStreamBug::kNone;
-  const std::string flags = fmt::format(" --nodes {} --clients {} --keys {} --safety-ms {} --liveness-ms {}{}",
-                                        base.nodes, base.clients, base.keys, base.safety_ms, base.liveness_ms,
+  base.plant_watch_skip = bug == "watch-skip-resumed";
+  const std::string flags = fmt::format(" --nodes {} --clients {} --keys {} --watchers {} --safety-ms {} --liveness-ms {}{}",
+                                        base.nodes, base.clients, base.keys, base.watchers, base.safety_ms, base.liveness_ms,
                                         bug == "none" ? "" : " --plant-bug " + bug);
 
   auto summary = [](uint64_t s, const balsa::sim::NodeSimResult& r) {
     return fmt::format(
         "seed {}: {} events, {} messages, {} crashes, {} fsync failures, {} snapshots saved ({} abandoned), {} restored, {} streamed ({} connections, {} resumed, {} chunks damaged, {} refused), {} ops checked "
-        "({} outcome unknown, {} refused), {} search steps, trace hash {:016x}",
+        "({} outcome unknown, {} refused), {} search steps, {} watch events checked ({} resumes, {} compacted), trace hash {:016x}",
         s, r.events, r.messages, r.crashes, r.fsync_failures, r.snapshots_saved, r.snapshots_abandoned,
         r.snapshots_restored, r.snapshot_transfers, r.snapshot_connections, r.snapshot_resumes,
         r.snapshot_corrupted_chunks, r.snapshot_refused, r.ops, r.indeterminate, r.failed,
-        r.check_steps, r.trace_hash);
+        r.check_steps, r.watch_events, r.watch_resumes, r.watch_compacted, r.trace_hash);
   };
   if (seeds == 0) {
     if (seed == 0) {
