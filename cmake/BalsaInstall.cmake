@@ -5,7 +5,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(BALSA_LIBRARY_PARTS balsa_core balsa_storage balsa_transport_loopback balsa_runtime)
+set(BALSA_LIBRARY_PARTS balsa_core balsa_storage balsa_snapshot_stream balsa_transport_loopback balsa_runtime)
 set(BALSA_LIBRARY_DEPS fmt::fmt spdlog::spdlog Threads::Threads)
 set(BALSA_PC_REQUIRES "fmt spdlog")
 set(BALSA_PC_REQUIRES_PRIVATE "")
