@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "balsad/config.h"
+#include "balsad/lease_service.h"
 #include "balsad/server.h"
 #include "balsad/service_context.h"
 #include "kv/command.h"
@@ -211,7 +212,11 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  kv::KvStateMachine sm;
+  // The leases' clock (outside the deterministic state machine, fed by what it applies).
+  LeaseKeeper lease_keeper(LeaseKeeper::Options{cfg.election_timeout_ms, 100, 1000});
+  kv::MvccStore::Options store_options;
+  store_options.on_lease = [&lease_keeper](const kv::LeaseChange& c) { lease_keeper.on_change(c); };
+  kv::KvStateMachine sm(store_options);
 
   GrpcTransportOptions topt;
   topt.self = me.node_id;
@@ -246,7 +251,8 @@ int main(int argc, char** argv) {
   }
   spdlog::info("serving peer traffic on {}", topt.listen_address);
 
-  ClientServices services(cluster, *node, sm);
+  ClientServices services(cluster, *node, sm, lease_keeper,
+                          LeaseService::min_ttl_seconds(cfg.election_timeout_ms, cfg.heartbeat_interval_ms));
   grpc::ServerBuilder builder;
   for (const std::string& url : split(cfg.listen_client_urls, ','))
     builder.AddListeningPort(parse_url(url).address(), grpc::InsecureServerCredentials());

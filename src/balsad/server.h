@@ -3,7 +3,7 @@
 // they share (the write and read paths, the response header) is in service_context.h.
 //
 // Implemented: KV.Range/Put/DeleteRange/Txn/Compact, Maintenance.Status/HashKV/MoveLeader,
-// Cluster.MemberList. Everything else answers UNIMPLEMENTED.
+// Cluster.MemberList, Lease.* (lease_service.h). Everything else answers UNIMPLEMENTED.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "balsad/config.h"
+#include "balsad/lease_keeper.h"
 #include "kv/kv_state_machine.h"
 #include "runtime/node.h"
 
@@ -18,7 +19,10 @@ namespace balsa::balsad {
 
 class ClientServices {
  public:
-  ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm);
+  // Starts `keeper`'s expiry thread (stopped by the destructor); `keeper` is the one the
+  // state machine's on_lease feeds and must outlive the node.
+  ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm, LeaseKeeper& keeper,
+                 int64_t min_lease_ttl_s);
   ~ClientServices();
 
   // Registers every service on `builder`; `this` must outlive the server.
