@@ -49,6 +49,8 @@ struct Config {
   uint64_t snapshot_count = 100000;
   std::string listen_metrics_urls;
   std::string log_level = "info";
+  // etcd --experimental-watch-progress-notify-interval (a Go duration).
+  std::string watch_progress_notify_interval = "10m";
 };
 
 // etcd's membership.newMember / RaftCluster.genID.

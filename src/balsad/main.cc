@@ -22,8 +22,10 @@
 #include "balsad/lease_service.h"
 #include "balsad/server.h"
 #include "balsad/service_context.h"
+#include "balsad/watch_service.h"
 #include "kv/command.h"
 #include "kv/kv_state_machine.h"
+#include "kv/watch_hub.h"
 #include "runtime/node.h"
 #include "storage/durable_log.h"
 #include "storage/fs.h"
@@ -117,6 +119,9 @@ int main(int argc, char** argv) {
                  "URLs to serve /metrics (Prometheus) and /health on over HTTP. balsad's client port is "
                  "gRPC only, so unlike etcd these are not served on the client URLs");
   app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--experimental-watch-progress-notify-interval", cfg.watch_progress_notify_interval,
+                 "Duration of periodical watch progress notification")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -212,11 +217,24 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  const auto progress_interval = parse_go_duration(cfg.watch_progress_notify_interval);
+  if (!progress_interval || progress_interval->count() <= 0) {
+    spdlog::critical("invalid --experimental-watch-progress-notify-interval '{}'", cfg.watch_progress_notify_interval);
+    return 1;
+  }
+  // Watches: the store's applied events feed the hub (set before the node starts applying).
+  std::atomic<kv::WatchHub*> watch_hub{nullptr};
+  kv::MvccStore::Options store_options;
+  store_options.on_events = [&watch_hub](int64_t revision, std::vector<mvccpb::Event>&& events) {
+    if (kv::WatchHub* h = watch_hub.load(std::memory_order_acquire)) h->publish(revision, events);
+  };
   // The leases' clock (outside the deterministic state machine, fed by what it applies).
   LeaseKeeper lease_keeper(LeaseKeeper::Options{cfg.election_timeout_ms, 100, 1000});
-  kv::MvccStore::Options store_options;
   store_options.on_lease = [&lease_keeper](const kv::LeaseChange& c) { lease_keeper.on_change(c); };
   kv::KvStateMachine sm(store_options);
+  const std::unique_ptr<kv::EventSource> event_source = kv::make_event_source(sm);
+  kv::WatchHub hub(*event_source);
+  watch_hub.store(&hub, std::memory_order_release);
 
   GrpcTransportOptions topt;
   topt.self = me.node_id;
@@ -251,7 +269,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("serving peer traffic on {}", topt.listen_address);
 
-  ClientServices services(cluster, *node, sm, lease_keeper,
+  ClientServices services(cluster, *node, sm, hub, *progress_interval, lease_keeper,
                           LeaseService::min_ttl_seconds(cfg.election_timeout_ms, cfg.heartbeat_interval_ms));
   grpc::ServerBuilder builder;
   for (const std::string& url : split(cfg.listen_client_urls, ','))

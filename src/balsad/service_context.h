@@ -23,6 +23,7 @@
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
 #include "kv/command.h"
 #include "kv/kv_state_machine.h"
+#include "kv/watch_hub.h"
 #include "runtime/node.h"
 
 namespace balsa::balsad {
@@ -63,12 +64,14 @@ class ReadPool {
 
 class ServiceContext {
  public:
-  ServiceContext(const Cluster& cluster, Node& node, kv::KvStateMachine& sm)
-      : cluster_(cluster), node_(node), sm_(sm) {}
+  ServiceContext(const Cluster& cluster, Node& node, kv::KvStateMachine& sm, kv::WatchHub* hub = nullptr)
+      : cluster_(cluster), node_(node), sm_(sm), hub_(hub) {}
 
   const Cluster& cluster() const { return cluster_; }
   Node& node() { return node_; }
   kv::KvStateMachine& sm() { return sm_; }
+  // The member's watch hub (Watch, and services that wait on keys: Lock, Election).
+  kv::WatchHub* watch_hub() { return hub_; }
 
   void fill_header(::etcdserverpb::ResponseHeader* h, int64_t revision) const {
     h->set_cluster_id(cluster_.cluster_id);
@@ -158,6 +161,7 @@ class ServiceContext {
   const Cluster& cluster_;
   Node& node_;
   kv::KvStateMachine& sm_;
+  kv::WatchHub* hub_;
   std::atomic<uint64_t> next_request_{1};
   ReadPool reads_{2};
 };
