@@ -28,7 +28,7 @@ sequence() {
   echo "> lock with a command"
   e lock L1 -- sh -c 'echo "held $ETCD_LOCK_KEY" | sed "s/[0-9a-f]\{16\}$/LEASE/"' 2>&1 | mask
   echo "> two holders"
-  e lock L2 -- sh -c "echo A-start \$(date +%s%N) >>$d/l2; sleep 1.5; echo A-end \$(date +%s%N) >>$d/l2" &
+  etcdctl --endpoints="$ep" lock L2 -- sh -c "echo A-start \$(date +%s%N) >>$d/l2; sleep 1.5; echo A-end \$(date +%s%N) >>$d/l2" &
   local a=$!
   sleep 0.5
   e lock L2 -- sh -c "echo B-start \$(date +%s%N) >>$d/l2" 2>&1 | mask
@@ -37,7 +37,7 @@ sequence() {
   # B started after A ended:
   awk '$1 == "A-end" {a = $2} $1 == "B-start" {b = $2} END {print (b > a ? "B after A" : "OVERLAP")}' "$d/l2"
   echo "> a holder SIGKILLed: the waiter gets the lock once its lease (ttl 3) expires"
-  e lock --ttl=3 L3 >"$d/l3-holder" 2>&1 &
+  etcdctl --endpoints="$ep" lock --ttl=3 L3 >"$d/l3-holder" 2>&1 &
   local h=$!
   for _ in $(seq 50); do [[ -s $d/l3-holder ]] && break; sleep 0.1; done
   mask <"$d/l3-holder"
@@ -47,13 +47,13 @@ sequence() {
   local waited=$(( $(now_ms) - t0 ))
   ((waited >= 1500 && waited < 9000)) && echo "waited for the expiry" || echo "waited ${waited} ms"
   echo "> elect"
-  e elect E1 p1 >"$d/p1" 2>&1 &
+  etcdctl --endpoints="$ep" elect E1 p1 >"$d/p1" 2>&1 &
   local p1=$!
   for _ in $(seq 50); do [[ -s $d/p1 ]] && break; sleep 0.1; done
-  e elect -l E1 >"$d/obs" 2>&1 &
+  etcdctl --endpoints="$ep" elect -l E1 >"$d/obs" 2>&1 &
   local obs=$!
   sleep 0.5
-  e elect E1 p2 >"$d/p2" 2>&1 &
+  etcdctl --endpoints="$ep" elect E1 p2 >"$d/p2" 2>&1 &
   local p2=$!
   sleep 0.5
   echo "p2 before p1 resigns: $(mask <"$d/p2" | tr '\n' ' ')"
@@ -61,7 +61,7 @@ sequence() {
   for _ in $(seq 50); do [[ -s $d/p2 ]] && break; sleep 0.1; done
   echo "p1:"; mask <"$d/p1"
   echo "p2 after p1 resigned:"; mask <"$d/p2"
-  e elect E1 p3 >"$d/p3" 2>&1 &
+  etcdctl --endpoints="$ep" elect E1 p3 >"$d/p3" 2>&1 &
   local p3=$!
   sleep 0.5
   kill -9 "$p2"; wait "$p2" 2>/dev/null  # no resign: p3 leads once p2's lease (60 s) ... revoked below
