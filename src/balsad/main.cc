@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "balsad/config.h"
+#include "balsad/lease_service.h"
 #include "balsad/server.h"
 #include "balsad/service_context.h"
 #include "balsad/watch_service.h"
@@ -230,6 +231,9 @@ int main(int argc, char** argv) {
   store_options.on_events = [&watch_hub](int64_t revision, std::vector<mvccpb::Event>&& events) {
     if (kv::WatchHub* h = watch_hub.load(std::memory_order_acquire)) h->publish(revision, events);
   };
+  // The leases' clock (outside the deterministic state machine, fed by what it applies).
+  LeaseKeeper lease_keeper(LeaseKeeper::Options{cfg.election_timeout_ms, 100, 1000});
+  store_options.on_lease = [&lease_keeper](const kv::LeaseChange& c) { lease_keeper.on_change(c); };
   kv::KvStateMachine sm(store_options);
   const std::unique_ptr<kv::EventSource> event_source = kv::make_event_source(sm);
   kv::WatchHub hub(*event_source);
@@ -269,7 +273,8 @@ int main(int argc, char** argv) {
   }
   spdlog::info("serving peer traffic on {}", topt.listen_address);
 
-  ClientServices services(cluster, *node, sm, hub, *progress_interval);
+  ClientServices services(cluster, *node, sm, hub, *progress_interval, lease_keeper,
+                          LeaseService::min_ttl_seconds(cfg.election_timeout_ms, cfg.heartbeat_interval_ms));
   grpc::ServerBuilder builder;
   for (const std::string& url : split(cfg.listen_client_urls, ','))
     builder.AddListeningPort(parse_url(url).address(), grpc::InsecureServerCredentials());

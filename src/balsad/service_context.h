@@ -113,6 +113,32 @@ class ServiceContext {
     return reactor;
   }
 
+  // Proposes a command built from `req` (any make_command overload) and calls
+  // done(status, result) once it applied here or failed; status carries both Node errors and
+  // the command's own error. For callers that are not a unary reply (streams, background).
+  template <typename Req>
+  void submit(const Req& req, std::function<void(const grpc::Status&, ::balsa::kvpb::KvResult&)> done) {
+    std::string data;
+    const kv::Status enc = kv::encode_command(kv::make_command(next_request_++, req), &data);
+    ::balsa::kvpb::KvResult result;
+    if (!enc.ok()) {
+      done(to_grpc(enc), result);
+      return;
+    }
+    node_.propose(std::move(data), [done = std::move(done)](CommandResult r) {
+      ::balsa::kvpb::KvResult result;
+      if (!r.ok()) {
+        done(to_grpc_status(r.error), result);
+        return;
+      }
+      if (!kv::decode_result(r.value, &result)) {
+        done({grpc::StatusCode::INTERNAL, "balsad: undecodable result"}, result);
+        return;
+      }
+      done(to_grpc(kv::result_status(result)), result);
+    });
+  }
+
   // Runs `read_fn` now (serializable) or after a ReadIndex barrier (linearizable).
   template <typename F>
   grpc::ServerUnaryReactor* read(grpc::CallbackServerContext* ctx, bool serializable, F read_fn) {

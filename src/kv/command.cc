@@ -43,6 +43,27 @@ kvpb::KvCommand make_command(uint64_t request_id, const kvpb::MemberAttributes& 
   return c;
 }
 
+kvpb::KvCommand make_command(uint64_t request_id, const pb::LeaseGrantRequest& req) {
+  kvpb::KvCommand c;
+  c.set_request_id(request_id);
+  *c.mutable_lease_grant() = req;
+  return c;
+}
+
+kvpb::KvCommand make_command(uint64_t request_id, const pb::LeaseRevokeRequest& req) {
+  kvpb::KvCommand c;
+  c.set_request_id(request_id);
+  *c.mutable_lease_revoke() = req;
+  return c;
+}
+
+kvpb::KvCommand make_command(uint64_t request_id, const kvpb::LeaseRenew& req) {
+  kvpb::KvCommand c;
+  c.set_request_id(request_id);
+  *c.mutable_lease_renew() = req;
+  return c;
+}
+
 bool decode_command(std::string_view bytes, kvpb::KvCommand* cmd) {
   if (!cmd->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return false;
   return cmd->request_case() != kvpb::KvCommand::REQUEST_NOT_SET;
@@ -62,6 +83,15 @@ kvpb::KvResult execute_command(MvccStore& store, const kvpb::KvCommand& cmd) {
       r = store.compact(cmd.compaction(), out.mutable_compaction());
       break;
     case kvpb::KvCommand::kMemberAttributes: r.revision = store.current_revision(); break;
+    case kvpb::KvCommand::kLeaseGrant:
+      r = store.lease_grant(cmd.lease_grant(), out.mutable_lease_grant());
+      break;
+    case kvpb::KvCommand::kLeaseRevoke:
+      r = store.lease_revoke(cmd.lease_revoke(), out.mutable_lease_revoke());
+      break;
+    case kvpb::KvCommand::kLeaseRenew:
+      r = store.lease_renew(cmd.lease_renew().id(), out.mutable_lease_renew());
+      break;
     case kvpb::KvCommand::REQUEST_NOT_SET: r.status = errors::malformed_command(); break;
   }
   if (!r.ok()) {

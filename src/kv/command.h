@@ -25,12 +25,15 @@ namespace balsa::kv {
 Status encode_command(const kvpb::KvCommand& cmd, std::string* out,
                       size_t max_request_bytes = kDefaultMaxRequestBytes);
 
-// Convenience builders for the four write commands.
+// Convenience builders for the write commands.
 kvpb::KvCommand make_command(uint64_t request_id, const pb::PutRequest& req);
 kvpb::KvCommand make_command(uint64_t request_id, const pb::DeleteRangeRequest& req);
 kvpb::KvCommand make_command(uint64_t request_id, const pb::TxnRequest& req);
 kvpb::KvCommand make_command(uint64_t request_id, const pb::CompactionRequest& req);
 kvpb::KvCommand make_command(uint64_t request_id, const kvpb::MemberAttributes& attrs);
+kvpb::KvCommand make_command(uint64_t request_id, const pb::LeaseGrantRequest& req);
+kvpb::KvCommand make_command(uint64_t request_id, const pb::LeaseRevokeRequest& req);
+kvpb::KvCommand make_command(uint64_t request_id, const kvpb::LeaseRenew& req);
 
 // False if `bytes` is not a KvCommand with a request set.
 bool decode_command(std::string_view bytes, kvpb::KvCommand* cmd);

@@ -43,6 +43,8 @@ Status future_rev() {
   return {Code::kOutOfRange, "etcdserver: mvcc: required revision is a future revision"};
 }
 Status lease_not_found() { return {Code::kNotFound, "etcdserver: requested lease not found"}; }
+Status lease_exists() { return {Code::kFailedPrecondition, "etcdserver: lease already exists"}; }
+Status lease_ttl_too_large() { return {Code::kOutOfRange, "etcdserver: too large lease TTL"}; }
 Status request_too_large() { return {Code::kInvalidArgument, "etcdserver: request is too large"}; }
 Status malformed_command() { return {Code::kInternal, "balsa: malformed kv command"}; }
 }  // namespace errors

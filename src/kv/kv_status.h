@@ -49,6 +49,8 @@ Status duplicate_key();     // InvalidArgument "etcdserver: duplicate key given 
 Status compacted();         // OutOfRange "etcdserver: mvcc: required revision has been compacted"
 Status future_rev();        // OutOfRange "etcdserver: mvcc: required revision is a future revision"
 Status lease_not_found();   // NotFound "etcdserver: requested lease not found"
+Status lease_exists();      // FailedPrecondition "etcdserver: lease already exists"
+Status lease_ttl_too_large(); // OutOfRange "etcdserver: too large lease TTL"
 Status request_too_large(); // InvalidArgument "etcdserver: request is too large"
 // Not an etcd error: a log entry that does not decode as a KV command (a proposer bug).
 Status malformed_command(); // Internal "balsa: malformed kv command"

@@ -43,6 +43,7 @@
 #include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
 #include "etcd/mvcc/mvccpb/kv.pb.h"
 #include "kv/kv_status.h"
+#include "kv/lease_table.h"
 #include "storage/byte_stream.h"
 
 namespace balsa::kv {
@@ -68,14 +69,23 @@ struct Result {
 inline constexpr int kDefaultMaxTxnOps = 128;
 inline constexpr size_t kDefaultMaxRequestBytes = 3 * 1024 * 1024 / 2;  // 1.5 MiB
 
+// What happened to a lease, for MvccStore::Options::on_lease.
+struct LeaseChange {
+  enum class Kind { kGranted, kRenewed, kRevoked, kReplaced };
+  Kind kind = Kind::kGranted;
+  int64_t id = 0;   // 0 for kReplaced
+  int64_t ttl = 0;  // the granted TTL (kGranted, kRenewed)
+};
+
 class MvccStore {
  public:
   struct Options {
     // Max operations per Txn level (etcd --max-txn-ops).
     int max_txn_ops = kDefaultMaxTxnOps;
-    // Whether a lease id exists. Unset: no leases exist, so a Put with a non-zero lease fails
-    // with "requested lease not found" (etcd's behaviour for an unknown lease).
-    std::function<bool(int64_t lease_id)> lease_exists;
+    // Called when a lease is granted, renewed (a replicated keep-alive) or revoked, and with
+    // kReplaced when restore() replaced the whole table. Runs inside the write like on_events.
+    // The leader's expiry clock (LeaseDeadlines, outside this deterministic store) follows it.
+    std::function<void(const LeaseChange& change)> on_lease;
     // Called at the end of every write request that changed something, with its revision and
     // its changes as watch events in sub-revision order (etcd's watchableStoreTxnWrite.End):
     // PUT carries the new KeyValue; DELETE carries {key, mod_revision = revision}. prev_kv is
@@ -115,6 +125,24 @@ class MvccStore {
   Result events(std::string_view key, std::string_view range_end, int64_t start_revision,
                 int64_t end_revision, size_t limit, std::vector<mvccpb::Event>* out) const;
 
+  // ---- Leases (etcd's lessor, without its clock) -----------------------------------------------
+  // Grant: the id is chosen by the proposer (non-zero; 0 fails with "requested lease not
+  // found", as etcd's lessor), and the TTL is final (the proposer applied the minimum TTL).
+  // Errors: "lease already exists", "too large lease TTL". Changes no revision.
+  Result lease_grant(const pb::LeaseGrantRequest& req, pb::LeaseGrantResponse* resp);
+  // Revoke: deletes every key attached to the lease in one write (one revision, a DELETE event
+  // per key, sub-revisions in key order) and drops the lease. Unknown: "requested lease not found".
+  Result lease_revoke(const pb::LeaseRevokeRequest& req, pb::LeaseRevokeResponse* resp);
+  // A replicated keep-alive: resp TTL is the granted TTL, or 0 for an unknown lease (etcd's
+  // LeaseKeepAlive answers an unknown lease with TTL 0, not an error). Changes no revision.
+  Result lease_renew(int64_t id, pb::LeaseKeepAliveResponse* resp);
+  // ID, grantedTTL and (req.keys) the attached keys; TTL (the remaining time) is the caller's,
+  // from its deadlines. Unknown: "requested lease not found".
+  Result lease_time_to_live(const pb::LeaseTimeToLiveRequest& req,
+                            pb::LeaseTimeToLiveResponse* resp) const;
+  Result lease_leases(pb::LeaseLeasesResponse* resp) const;
+  const LeaseTable& leases() const { return leases_; }
+
   // ---- Validation alone (what the gRPC layer checks before proposing) -------------------------
   static Status validate(const pb::RangeRequest& req);
   static Status validate(const pb::PutRequest& req);
@@ -129,8 +157,9 @@ class MvccStore {
   size_t record_count() const { return record_count_; }
 
   // ---- Snapshots -----------------------------------------------------------------------------
-  // Writes every retained record plus both revisions, in chunks of about `chunk_bytes`.
-  // The format is documented in mvcc_store.cc; `restore` validates it and throws
+  // Writes every retained record, both revisions and the lease table, in chunks of about
+  // `chunk_bytes`. The format (versioned: "BALSAKV2"; "BALSAKV1" images, which have no lease
+  // section, still restore) is documented in mvcc_image.cc; `restore` validates it and throws
   // std::runtime_error on a malformed or corrupt image, leaving the store unchanged.
   void save(ByteSink& out, size_t chunk_bytes = 64 * 1024) const;
   void restore(ByteSource& in);
@@ -144,16 +173,17 @@ class MvccStore {
   struct ImagePoint {
     int64_t revision = 0;
     int64_t compact = 0;
+    std::vector<std::pair<int64_t, int64_t>> leases;  // (id, ttl) at the point
   };
   struct ImageInvalidated : std::runtime_error {
     using std::runtime_error::runtime_error;
   };
-  ImagePoint image_point() const { return {current_rev_, compact_rev_}; }
+  ImagePoint image_point() const;
   void write_image(const ImagePoint& at, ByteSink& out,
                    const std::function<void(const std::function<void()>&)>& under_lock,
                    size_t keys_per_slice = 2048) const;
 
-  // Exact structural equality (tests).
+  // Exact structural equality, leases included (tests).
   bool operator==(const MvccStore& o) const;
 
  private:
@@ -204,6 +234,7 @@ class MvccStore {
   void delete_in(WriteTxn& tw, const pb::DeleteRangeRequest& req, pb::DeleteRangeResponse* resp);
   void write_record(WriteTxn& tw, std::string_view key, Record rec);
   void end_write(const WriteTxn& tw);
+  void reattach_leases();  // rebuilds every lease's key set from the newest records (restore)
   void compact_to(int64_t rev);
 
   static void fill_event(const std::string& key, const Record& r, mvccpb::Event* ev);
@@ -215,6 +246,7 @@ class MvccStore {
   int64_t current_rev_ = 1;
   int64_t compact_rev_ = -1;
   size_t record_count_ = 0;
+  LeaseTable leases_;
 };
 
 }  // namespace balsa::kv

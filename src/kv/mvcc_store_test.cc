@@ -33,6 +33,13 @@ pb::DeleteRangeRequest Del(std::string k, std::string end = "") {
   r.set_range_end(std::move(end));
   return r;
 }
+void grant(MvccStore& s, int64_t id, int64_t ttl = 10) {
+  pb::LeaseGrantRequest g;
+  g.set_id(id);
+  g.set_ttl(ttl);
+  pb::LeaseGrantResponse resp;
+  ASSERT_TRUE(s.lease_grant(g, &resp).ok());
+}
 pb::RequestOp OpPut(std::string k, std::string v) {
   pb::RequestOp op;
   *op.mutable_request_put() = Put(std::move(k), std::move(v));
@@ -239,7 +246,7 @@ TEST(MvccStore, PutPrevKvIgnoreValueIgnoreLeaseAndLeases) {
   EXPECT_EQ(kv.s.put(p, &resp).status, errors::lease_provided());
   EXPECT_EQ(kv.s.put(Put("", "x"), &resp).status, errors::empty_key());
 
-  // No lessor: every lease is unknown.
+  // No lease granted: every lease is unknown.
   p = Put("a", "x");
   p.set_lease(7);
   r = kv.s.put(p, &resp);
@@ -248,9 +255,8 @@ TEST(MvccStore, PutPrevKvIgnoreValueIgnoreLeaseAndLeases) {
 }
 
 TEST(MvccStore, LeaseIsStoredWhenTheLeaseExistsAndKeptByIgnoreLease) {
-  MvccStore::Options o;
-  o.lease_exists = [](int64_t id) { return id == 7; };
-  MvccStore s(o);
+  MvccStore s;
+  grant(s, 7);
   pb::PutRequest p = Put("a", "1");
   p.set_lease(7);
   pb::PutResponse resp;
@@ -419,9 +425,7 @@ TEST_F(RangeFixture, HistoricalReadsAndRevisionErrors) {
 
 TEST(MvccStoreTxn, EveryCompareTargetAndOperator) {
   Kv kv;
-  MvccStore::Options o;
-  o.lease_exists = [](int64_t) { return true; };
-  kv.s = MvccStore(o);
+  grant(kv.s, 5);
   kv.put("k", "m");            // 2
   pb::PutRequest p = Put("k", "m");
   p.set_lease(5);
