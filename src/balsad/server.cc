@@ -1,6 +1,7 @@
 #include "balsad/server.h"
 
 #include "balsad/cluster_service.h"
+#include "balsad/decode_error_interceptor.h"
 #include "balsad/kv_service.h"
 #include "balsad/maintenance_service.h"
 #include "balsad/service_context.h"
@@ -24,6 +25,7 @@ void ClientServices::register_on(grpc::ServerBuilder& builder) {
   builder.RegisterService(&services_->kv);
   builder.RegisterService(&services_->maintenance);
   builder.RegisterService(&services_->cluster_svc);
+  builder.experimental().SetInterceptorCreators(decode_error_interceptors());
 }
 
 }  // namespace balsa::balsad

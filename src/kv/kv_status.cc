@@ -44,6 +44,7 @@ Status future_rev() {
 }
 Status lease_not_found() { return {Code::kNotFound, "etcdserver: requested lease not found"}; }
 Status request_too_large() { return {Code::kInvalidArgument, "etcdserver: request is too large"}; }
+Status invalid_sort_option() { return {Code::kInvalidArgument, "etcdserver: invalid sort option"}; }
 Status malformed_command() { return {Code::kInternal, "balsa: malformed kv command"}; }
 }  // namespace errors
 

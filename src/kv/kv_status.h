@@ -51,6 +51,7 @@ Status future_rev();        // OutOfRange "etcdserver: mvcc: required revision i
 Status lease_not_found();   // NotFound "etcdserver: requested lease not found"
 Status request_too_large(); // InvalidArgument "etcdserver: request is too large"
 // Not an etcd error: a log entry that does not decode as a KV command (a proposer bug).
+Status invalid_sort_option(); // InvalidArgument "etcdserver: invalid sort option"
 Status malformed_command(); // Internal "balsa: malformed kv command"
 }  // namespace errors
 

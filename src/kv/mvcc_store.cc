@@ -264,6 +264,11 @@ MvccStore::MvccStore(Options options) : options_(std::move(options)) {}
 
 Status MvccStore::validate(const pb::RangeRequest& req) {
   if (req.key().empty()) return errors::empty_key();
+  // An unknown sort target or order (a newer client, or garbage) is refused, as etcd 3.5 does,
+  // rather than silently returning an unsorted result.
+  if (!pb::RangeRequest::SortTarget_IsValid(req.sort_target()) ||
+      !pb::RangeRequest::SortOrder_IsValid(req.sort_order()))
+    return errors::invalid_sort_option();
   return Status::Ok();
 }
 
