@@ -27,19 +27,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_ports() {
-  python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()' "$1"
-}
+# Ports below 32768, reserved and probed (scripts/lib/ports.sh).
+# shellcheck source=../scripts/lib/ports.sh
+source "$(dirname "$0")/../scripts/lib/ports.sh"
 
 # start_cluster <system> <dir>: starts 3 members, sets ENDPOINTS.
 start_cluster() {
   local sys=$1 dir=$2 bin
-  read -r -a P <<<"$(free_ports 6)"
+  reserve_ports 6 || exit 1
+  local P=("${PORTS[@]}")
   local cluster="" i
   for i in 0 1 2; do cluster+="${cluster:+,}n$i=http://127.0.0.1:${P[$((2 * i + 1))]}"; done
   ENDPOINTS=""

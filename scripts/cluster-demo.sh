@@ -10,13 +10,21 @@ command -v etcdctl >/dev/null || { echo "etcdctl not found (apt-get install etcd
 export ETCDCTL_API=3
 
 DIR=$(mktemp -d /tmp/balsa-demo.XXXXXX)
-BASE=${BASE_PORT:-$((20000 + RANDOM % 20000))}
+# Ports below 32768 (outside the kernel's ephemeral range), reserved and probed; BASE_PORT=N
+# uses N, N+1, ... instead.
+# shellcheck source=lib/ports.sh
+source "$(dirname "$0")/lib/ports.sh"
+if [[ -n ${BASE_PORT:-} ]]; then
+  PORTS=(); for i in $(seq 0 8); do PORTS+=($((BASE_PORT + i))); done
+else
+  reserve_ports 9
+fi
 NAMES=(m1 m2 m3)
 declare -A PID CPORT PPORT MPORT
 CLUSTER=""
 for i in 0 1 2; do
   n=${NAMES[$i]}
-  CPORT[$n]=$((BASE + i * 10)); PPORT[$n]=$((BASE + i * 10 + 1)); MPORT[$n]=$((BASE + i * 10 + 2))
+  CPORT[$n]=${PORTS[$((3 * i))]}; PPORT[$n]=${PORTS[$((3 * i + 1))]}; MPORT[$n]=${PORTS[$((3 * i + 2))]}
   CLUSTER+="${CLUSTER:+,}$n=http://127.0.0.1:${PPORT[$n]}"
 done
 ENDPOINTS=127.0.0.1:${CPORT[m1]},127.0.0.1:${CPORT[m2]},127.0.0.1:${CPORT[m3]}

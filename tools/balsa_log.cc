@@ -6,7 +6,10 @@
 //   balsa-log dump DIR [--from I] [--to J]
 //                            print records (entries in [I, J]), hard states, truncations,
 //                            snapshot markers and the snapshots on disk.
-// DIR is a node's storage directory (holding wal/ and snap/) or a WAL directory itself.
+// DIR is any of: balsad's --data-dir (the log is in member/raft/wal and member/raft/snap), a
+// node's storage directory (holding wal/ and snap/), or a WAL directory itself (segment files).
+// A DIR that holds none of these is refused with exit 2 and the places looked at: a verifier
+// must never pass what it did not read.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -24,10 +27,43 @@ struct Layout {
   std::string snap;  // empty if none
 };
 
+constexpr int kExitDamaged = 1;
+constexpr int kExitNoLog = 2;
+
+// The WAL segment files in `dir` (empty if `dir` is not a readable directory).
+size_t segment_count(FileSystem& fs, const std::string& dir) {
+  std::vector<std::string> names;
+  try {
+    names = fs.list(dir);
+  } catch (const std::exception&) {
+    return 0;
+  }
+  size_t n = 0;
+  for (const std::string& name : names) {
+    uint64_t seq;
+    LogIndex first;
+    n += parse_wal_segment_name(name, &seq, &first) ? 1 : 0;
+  }
+  return n;
+}
+
+struct NoLog : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Finds the log under `dir` (see the top of this file); throws NoLog naming where it looked.
 Layout layout(FileSystem& fs, const std::string& dir) {
-  if (fs.exists(path_join(dir, "wal")))
-    return {path_join(dir, "wal"), fs.exists(path_join(dir, "snap")) ? path_join(dir, "snap") : ""};
-  return {dir, ""};
+  if (!fs.exists(dir)) throw NoLog(fmt::format("{}: no such directory", dir));
+  for (const std::string& node : {path_join(path_join(dir, "member"), "raft"), dir}) {
+    const std::string wal = path_join(node, "wal");
+    if (segment_count(fs, wal) > 0)
+      return {wal, fs.exists(path_join(node, "snap")) ? path_join(node, "snap") : ""};
+  }
+  if (segment_count(fs, dir) > 0) return {dir, ""};
+  throw NoLog(fmt::format(
+      "{}: no Balsa log here (looked for WAL segments in {}, {} and {} itself); give balsad's "
+      "--data-dir, a node storage directory or a WAL directory",
+      dir, path_join(dir, "member/raft/wal"), path_join(dir, "wal"), dir));
 }
 
 std::string printable(const std::string& s, size_t max) {
@@ -58,7 +94,13 @@ std::string hard_state(const HardState& hs) {
 
 int verify(const std::string& dir) {
   PosixFileSystem fs;
-  const Layout l = layout(fs, dir);
+  Layout l;
+  try {
+    l = layout(fs, dir);
+  } catch (const NoLog& e) {
+    std::printf("error: %s\n", e.what());
+    return kExitNoLog;
+  }
   WalOptions ro;
   ro.read_only = true;
   size_t records = 0;
@@ -73,9 +115,9 @@ int verify(const std::string& dir) {
                   static_cast<unsigned long long>(rec.torn_tail->bytes_dropped));
     }
     const uint64_t first = rec.snapshot ? rec.snapshot->index.value + 1 : 1;
-    std::printf("wal ok: %zu segments, %zu records, entries %llu..%llu, hard state %s, snapshot "
-                "marker %s\n",
-                fs.list(l.wal).size(), records, static_cast<unsigned long long>(first),
+    std::printf("wal ok: %s: %zu segments, %zu records, entries %llu..%llu, hard state %s, "
+                "snapshot marker %s\n",
+                l.wal.c_str(), segment_count(fs, l.wal), records, static_cast<unsigned long long>(first),
                 static_cast<unsigned long long>(first + rec.entries.size() - 1),
                 hard_state(rec.hard_state).c_str(),
                 rec.snapshot ? std::to_string(rec.snapshot->index.value).c_str() : "none");
@@ -95,23 +137,29 @@ int verify(const std::string& dir) {
         if (!found) {
           std::printf("%s: the WAL refers to snapshot %llu, which is missing\n", l.snap.c_str(),
                       static_cast<unsigned long long>(rec.snapshot->index.value));
-          return 1;
+          return kExitDamaged;
         }
       }
     }
     return 0;
   } catch (const StorageCorruptionError& e) {
     std::printf("corrupt: %s\n", e.what());
-    return 1;
+    return kExitDamaged;
   } catch (const std::exception& e) {
     std::printf("error: %s\n", e.what());
-    return 1;
+    return kExitDamaged;
   }
 }
 
 int dump(const std::string& dir, uint64_t from, uint64_t to, size_t data_bytes) {
   PosixFileSystem fs;
-  const Layout l = layout(fs, dir);
+  Layout l;
+  try {
+    l = layout(fs, dir);
+  } catch (const NoLog& e) {
+    std::printf("error: %s\n", e.what());
+    return kExitNoLog;
+  }
   WalOptions ro;
   ro.read_only = true;
   int rc = 0;
@@ -164,7 +212,7 @@ int dump(const std::string& dir, uint64_t from, uint64_t to, size_t data_bytes) 
     std::printf("recovered hard state: %s\n", hard_state(r.recovered.hard_state).c_str());
   } catch (const StorageCorruptionError& e) {
     std::printf("corrupt: %s\n", e.what());
-    rc = 1;
+    rc = kExitDamaged;
   }
   if (!l.snap.empty()) {
     try {
@@ -176,7 +224,7 @@ int dump(const std::string& dir, uint64_t from, uint64_t to, size_t data_bytes) 
       }
     } catch (const StorageCorruptionError& e) {
       std::printf("corrupt: %s\n", e.what());
-      rc = 1;
+      rc = kExitDamaged;
     }
   }
   return rc;
@@ -190,11 +238,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string dir;
   auto* verify = app.add_subcommand("verify", "check every record and snapshot");
-  verify->add_option("DIR", dir, "node storage directory or WAL directory")->required();
+  verify->add_option("DIR", dir, "balsad --data-dir, node storage directory or WAL directory")->required();
   auto* dump = app.add_subcommand("dump", "print the log in human-readable form");
   uint64_t from = 0, to = std::numeric_limits<uint64_t>::max();
   size_t data_bytes = 64;
-  dump->add_option("DIR", dir, "node storage directory or WAL directory")->required();
+  dump->add_option("DIR", dir, "balsad --data-dir, node storage directory or WAL directory")->required();
   dump->add_option("--from", from, "first entry index to print");
   dump->add_option("--to", to, "last entry index to print");
   dump->add_option("--data-bytes", data_bytes, "bytes of entry data to show")->capture_default_str();

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <regex>
 #include <set>
 #include <string>
@@ -139,6 +140,96 @@ TEST(BalsaLog, VerifyRefusesAMissingSnapshotTheWalNames) {
   EXPECT_EQ(v.status, 1) << v.out;
   EXPECT_NE(v.out.find("the WAL refers to snapshot 200, which is missing"), std::string::npos)
       << v.out;
+}
+
+// Flips one byte inside an entry record of the first closed segment of `wal`; returns the
+// record's file and offset.
+testing::RecordPos flip_entry_byte(const std::string& wal) {
+  PosixFileSystem fs;
+  const auto pos = testing::record_positions(fs, wal);
+  const testing::RecordPos* victim = nullptr;
+  for (const auto& p : pos) {
+    if (p.file == pos.front().file && p.type == WalRecordType::kEntry) victim = &p;
+    if (victim && p.file != pos.front().file) break;
+  }
+  EXPECT_NE(victim, nullptr);
+  if (victim == nullptr) return {};
+  auto f = fs.open(victim->file, OpenMode::kReadWrite);
+  char c;
+  EXPECT_EQ(f->read_at(victim->offset + 20, &c, 1), 1u);
+  c ^= 0x40;
+  f->write_at(victim->offset + 20, std::string_view(&c, 1));
+  return *victim;
+}
+
+// The directory an operator has at hand is balsad's --data-dir: the log is under member/raft.
+// verify must read it there (it once printed "wal ok: 0 segments" and passed a damaged one).
+TEST(BalsaLog, VerifyFindsTheLogInABalsadDataDir) {
+  testing::TempDir tmp;
+  const std::string data_dir = tmp.path() + "/m1.etcd";
+  build_node(data_dir + "/member/raft");
+  {
+    auto f = PosixFileSystem().open(data_dir + "/member/balsad-id", OpenMode::kCreate);
+    f->write_at(0, "member_id=1\n");
+  }
+  ToolRun v = run("verify " + data_dir);
+  EXPECT_EQ(v.status, 0) << v.out;
+  EXPECT_NE(v.out.find("wal ok: " + data_dir + "/member/raft/wal: "), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("entries 201..300"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("snapshot ok: index 200 term 1"), std::string::npos) << v.out;
+  EXPECT_EQ(v.out.find(" 0 segments"), std::string::npos) << v.out;
+
+  ToolRun d = run("dump " + data_dir + " --from 300 --to 300");
+  EXPECT_EQ(d.status, 0) << d.out;
+  EXPECT_NE(d.out.find("entry index=300 term=2"), std::string::npos) << d.out;
+
+  const testing::RecordPos victim = flip_entry_byte(data_dir + "/member/raft/wal");
+  v = run("verify " + data_dir);
+  EXPECT_EQ(v.status, 1) << v.out;
+  EXPECT_NE(v.out.find("corrupt: " + victim.file + " at offset " + std::to_string(victim.offset)),
+            std::string::npos)
+      << v.out;
+}
+
+TEST(BalsaLog, VerifyAcceptsABareWalDirectory) {
+  testing::TempDir tmp;
+  const std::string dir = tmp.path() + "/node1";
+  build_node(dir);
+  ToolRun v = run("verify " + dir + "/wal");
+  EXPECT_EQ(v.status, 0) << v.out;
+  EXPECT_NE(v.out.find("wal ok: " + dir + "/wal: "), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("entries 201..300"), std::string::npos) << v.out;
+  flip_entry_byte(dir + "/wal");
+  v = run("verify " + dir + "/wal");
+  EXPECT_EQ(v.status, 1) << v.out;
+  EXPECT_NE(v.out.find("record checksum mismatch"), std::string::npos) << v.out;
+}
+
+// A directory without a log (empty, unrelated files, a wal/ without segments, missing) is
+// refused with exit 2 and says where it looked; it is never reported "ok".
+TEST(BalsaLog, VerifyRefusesADirectoryWithoutALog) {
+  testing::TempDir tmp;
+  PosixFileSystem fs;
+  const std::string empty = tmp.path() + "/empty";
+  const std::string other = tmp.path() + "/other";
+  std::filesystem::create_directories(empty);
+  std::filesystem::create_directories(other + "/member/raft/wal");
+  fs.open(other + "/notes.txt", OpenMode::kCreate)->write_at(0, "hello");
+  fs.open(other + "/member/raft/wal/x.wal", OpenMode::kCreate)->write_at(0, "not a segment");
+  for (const std::string& dir : {empty, other}) {
+    for (const char* cmd : {"verify ", "dump "}) {
+      ToolRun v = run(std::string(cmd) + dir);
+      EXPECT_EQ(v.status, 2) << cmd << dir << ": " << v.out;
+      EXPECT_NE(v.out.find("error: " + dir + ": no Balsa log here (looked for WAL segments in " + dir +
+                           "/member/raft/wal"),
+                std::string::npos)
+          << v.out;
+      EXPECT_EQ(v.out.find("wal ok"), std::string::npos) << v.out;
+    }
+  }
+  ToolRun v = run("verify " + tmp.path() + "/missing");
+  EXPECT_EQ(v.status, 2) << v.out;
+  EXPECT_NE(v.out.find("no such directory"), std::string::npos) << v.out;
 }
 
 }  // namespace

@@ -229,7 +229,8 @@ else
 fi
 
 if command -v etcd >/dev/null; then
-  read -r -a EP <<<"$(free_ports 2)"
+  reserve_ports 2
+  EP=("${PORTS[@]}")
   etcd --name ref --data-dir "$DIR/etcd" --listen-client-urls "http://127.0.0.1:${EP[0]}" \
     --advertise-client-urls "http://127.0.0.1:${EP[0]}" --listen-peer-urls "http://127.0.0.1:${EP[1]}" \
     --initial-advertise-peer-urls "http://127.0.0.1:${EP[1]}" --initial-cluster "ref=http://127.0.0.1:${EP[1]}" \

@@ -6,7 +6,9 @@
 
 namespace balsa::balsad {
 
-class KvService final : public ::etcdserverpb::KV::CallbackService {
+// Txn is a raw-bytes method: gRPC would decode it with protobuf's default recursion limit,
+// which stops at 49 nested levels where etcd allows 128 (see kv/command.h).
+class KvService final : public ::etcdserverpb::KV::WithRawCallbackMethod_Txn<::etcdserverpb::KV::CallbackService> {
  public:
   explicit KvService(ServiceContext& s) : s_(s) {}
 
@@ -17,8 +19,8 @@ class KvService final : public ::etcdserverpb::KV::CallbackService {
   grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
                                         const ::etcdserverpb::DeleteRangeRequest* req,
                                         ::etcdserverpb::DeleteRangeResponse* resp) override;
-  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx, const ::etcdserverpb::TxnRequest* req,
-                                ::etcdserverpb::TxnResponse* resp) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* Compact(grpc::CallbackServerContext* ctx, const ::etcdserverpb::CompactionRequest* req,
                                     ::etcdserverpb::CompactionResponse* resp) override;
 

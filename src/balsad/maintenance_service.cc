@@ -45,7 +45,8 @@ grpc::ServerUnaryReactor* MaintenanceService::MoveLeader(grpc::CallbackServerCon
       return finish_now(ctx, grpc::Status::OK);
     }
   }
-  return finish_now(ctx, {grpc::StatusCode::NOT_FOUND, "etcdserver: bad leader transferee"});
+  // etcd: ErrBadLeaderTransferee is FAILED_PRECONDITION (rpctypes/error.go).
+  return finish_now(ctx, {grpc::StatusCode::FAILED_PRECONDITION, "etcdserver: bad leader transferee"});
 }
 
 }  // namespace balsa::balsad

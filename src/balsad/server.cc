@@ -3,6 +3,7 @@
 #include "balsad/cluster_service.h"
 #include "balsad/election_service.h"
 #include "balsad/key_waiter.h"
+#include "balsad/decode_error_interceptor.h"
 #include "balsad/kv_service.h"
 #include "balsad/lease_service.h"
 #include "balsad/lock_service.h"
@@ -54,6 +55,7 @@ void ClientServices::register_on(grpc::ServerBuilder& builder) {
   builder.RegisterService(&services_->lease);
   builder.RegisterService(&services_->lock);
   builder.RegisterService(&services_->election);
+  builder.experimental().SetInterceptorCreators(decode_error_interceptors());
 }
 
 }  // namespace balsa::balsad

@@ -62,6 +62,10 @@ class ReadPool {
   std::vector<std::thread> threads_;
 };
 
+struct OkStatus {
+  grpc::Status operator()() const { return grpc::Status::OK; }
+};
+
 class ServiceContext {
  public:
   ServiceContext(const Cluster& cluster, Node& node, kv::KvStateMachine& sm, kv::WatchHub* hub = nullptr)
@@ -80,9 +84,12 @@ class ServiceContext {
     h->set_raft_term(node_.status().term.value);
   }
 
-  // Proposes a write; `extract` moves the typed response out of the KvResult.
-  template <typename Req, typename Resp, typename Extract>
-  grpc::ServerUnaryReactor* write(grpc::CallbackServerContext* ctx, const Req& req, Resp* resp, Extract extract) {
+  // Proposes a write; `extract` moves the typed response out of the KvResult. `finish` gives
+  // the status of a successful call once the response is complete (a raw-bytes handler
+  // serializes it there).
+  template <typename Req, typename Resp, typename Extract, typename Finish = OkStatus>
+  grpc::ServerUnaryReactor* write(grpc::CallbackServerContext* ctx, const Req& req, Resp* resp, Extract extract,
+                                  Finish finish = {}) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::string data;
     const kv::Status enc = kv::encode_command(kv::make_command(next_request_++, req), &data);
@@ -90,7 +97,7 @@ class ServiceContext {
       reactor->Finish(to_grpc(enc));
       return reactor;
     }
-    node_.propose(std::move(data), [this, reactor, resp, extract](CommandResult r) {
+    node_.propose(std::move(data), [this, reactor, resp, extract, finish](CommandResult r) {
       if (!r.ok()) {
         spdlog::debug("proposal failed: {} (leader hint {})", to_string(r.error), r.leader.value);
         reactor->Finish(to_grpc_status(r.error));
@@ -108,7 +115,7 @@ class ServiceContext {
       }
       extract(result, resp);
       fill_header(resp->mutable_header(), result.revision() != 0 ? result.revision() : resp->header().revision());
-      reactor->Finish(grpc::Status::OK);
+      reactor->Finish(finish());
     });
     return reactor;
   }

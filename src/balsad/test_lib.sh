@@ -26,16 +26,11 @@ fail() {
   exit 1
 }
 
-free_ports() {  # prints $1 free loopback ports
-  python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks: s.close()' "$1"
-}
-
-read -r -a _PORTS <<<"$(free_ports $((3 * ${#NAMES[@]})))"
+# Ports below 32768, reserved for this shell and probed (scripts/lib/ports.sh).
+# shellcheck source=../../scripts/lib/ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/ports.sh"
+reserve_ports $((3 * ${#NAMES[@]})) || exit 1
+_PORTS=("${PORTS[@]}")
 CLUSTER=""
 ENDPOINTS=""
 for _i in "${!NAMES[@]}"; do
@@ -60,12 +55,38 @@ member_args() {
     --heartbeat-interval 100 --snapshot-count "${SNAPSHOT_COUNT:-100000}" "$@")
 }
 
-# start <name> [extra balsad flags...]: starts a member in the background (log: $DIR/<name>.log).
+# start <name> [extra balsad flags...]: starts a member in the background (log: $DIR/<name>.log)
+# and waits until it serves clients. A member that could not bind one of its ports (something
+# outside this scheme took it) is started again, up to 5 times with a growing pause, with new
+# client and metrics ports from the second retry on (its peer port is in everyone's
+# --initial-cluster, so a peer port taken for good fails the test with that reason).
 start() {
-  local n=$1
-  member_args "$@"
-  "$BALSAD" "${ARGS[@]}" >>"$DIR/$n.log" 2>&1 &
-  PID[$n]=$!
+  local n=$1 try off
+  for try in 1 2 3 4 5; do
+    member_args "$@"
+    off=$(stat -c %s "$DIR/$n.log" 2>/dev/null || echo 0)
+    "$BALSAD" "${ARGS[@]}" >>"$DIR/$n.log" 2>&1 &
+    PID[$n]=$!
+    local _w
+    for _w in $(seq 100); do
+      tail -c +$((off + 1)) "$DIR/$n.log" 2>/dev/null | grep -q "serving client gRPC" && return 0
+      kill -0 "${PID[$n]}" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -0 "${PID[$n]}" 2>/dev/null && return 0  # slow to start, but alive: the caller waits
+    wait "${PID[$n]}" 2>/dev/null
+    unset "PID[$n]"
+    tail -c +$((off + 1)) "$DIR/$n.log" >"$DIR/$n.last" 2>/dev/null
+    bind_failed "$DIR/$n.last" || return 0  # died for another reason: the test's checks report it
+    echo "start $n: a port was taken (attempt $try), retrying" >&2
+    if ((try >= 2)); then
+      reserve_ports 2 || break
+      CPORT[$n]=${PORTS[0]}; MPORT[$n]=${PORTS[1]}
+      ENDPOINTS=$(for m in "${NAMES[@]}"; do printf '%s127.0.0.1:%s' "${sep:-}" "${CPORT[$m]}"; sep=,; done)
+    fi
+    sleep "0.$((try * 2))"
+  done
+  fail "start $n: could not bind its ports after 5 attempts"
 }
 
 # stop <name>: SIGTERM, wait, expect exit 0.

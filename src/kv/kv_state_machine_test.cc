@@ -216,7 +216,7 @@ TEST(KvStateMachine, SnapshotImageIsThePointInTimeStateWhileApplyContinues) {
   KvStateMachine sm;
   Log log;
   for (const auto& cmd : random_commands(11, 2000)) log.add(cmd);
-  for (int k = 0; k < 5000; ++k) log.add(make_command(0, Put("m" + std::to_string(k), "w")));  // several slices
+  for (int k = 0; k < 5000; ++k) log.add(make_command(0, Put(std::string("m").append(std::to_string(k)), "w")));  // several slices
   for (int k = 0; k < 3; ++k)  // 3 MiB of values: the image spans several 1 MiB pieces
     log.add(make_command(0, Put("big" + std::to_string(k), std::string(1 << 20, 'v'))));
   std::vector<std::string> results;
@@ -232,7 +232,7 @@ TEST(KvStateMachine, SnapshotImageIsThePointInTimeStateWhileApplyContinues) {
   // the next test).
   for (const auto& cmd : random_commands(12, 800))
     if (!cmd.has_compaction()) more.add(cmd);
-  for (int k = 0; k < 3000; ++k) more.add(make_command(0, Put("n" + std::to_string(k), "v")));
+  for (int k = 0; k < 3000; ++k) more.add(make_command(0, Put(std::string("n").append(std::to_string(k)), "v")));
   std::thread applier([&] {
     std::vector<std::string> r;
     sm.apply(more.entries, &r);
@@ -254,7 +254,7 @@ TEST(KvStateMachine, SnapshotImageIsThePointInTimeStateWhileApplyContinues) {
 TEST(KvStateMachine, CompactionWhileTheImageIsWrittenAbandonsIt) {
   KvStateMachine sm;
   Log log;
-  for (int k = 0; k < 100; ++k) log.add(make_command(0, Put("k" + std::to_string(k % 10), std::to_string(k))));
+  for (int k = 0; k < 100; ++k) log.add(make_command(0, Put(std::string("k").append(std::to_string(k % 10)), std::to_string(k))));
   std::vector<std::string> results;
   sm.apply(log.entries, &results);
   auto image = sm.snapshot_image();

@@ -46,6 +46,7 @@ Status lease_not_found() { return {Code::kNotFound, "etcdserver: requested lease
 Status lease_exists() { return {Code::kFailedPrecondition, "etcdserver: lease already exists"}; }
 Status lease_ttl_too_large() { return {Code::kOutOfRange, "etcdserver: too large lease TTL"}; }
 Status request_too_large() { return {Code::kInvalidArgument, "etcdserver: request is too large"}; }
+Status invalid_sort_option() { return {Code::kInvalidArgument, "etcdserver: invalid sort option"}; }
 Status malformed_command() { return {Code::kInternal, "balsa: malformed kv command"}; }
 }  // namespace errors
 

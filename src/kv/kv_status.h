@@ -53,6 +53,7 @@ Status lease_exists();      // FailedPrecondition "etcdserver: lease already exi
 Status lease_ttl_too_large(); // OutOfRange "etcdserver: too large lease TTL"
 Status request_too_large(); // InvalidArgument "etcdserver: request is too large"
 // Not an etcd error: a log entry that does not decode as a KV command (a proposer bug).
+Status invalid_sort_option(); // InvalidArgument "etcdserver: invalid sort option"
 Status malformed_command(); // Internal "balsa: malformed kv command"
 }  // namespace errors
 

@@ -103,6 +103,11 @@ Status check_txn_limits(const pb::TxnRequest& r, int max_txn_ops) {
 
 Status MvccStore::validate(const pb::RangeRequest& req) {
   if (req.key().empty()) return errors::empty_key();
+  // An unknown sort target or order (a newer client, or garbage) is refused, as etcd 3.5 does,
+  // rather than silently returning an unsorted result (etcd 3.4.23 crashes on it).
+  if (!pb::RangeRequest::SortTarget_IsValid(req.sort_target()) ||
+      !pb::RangeRequest::SortOrder_IsValid(req.sort_order()))
+    return errors::invalid_sort_option();
   return Status::Ok();
 }
 

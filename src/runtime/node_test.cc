@@ -200,7 +200,7 @@ TEST_F(NodeCluster, ReadIndexOnFollowerSeesEveryAcknowledgedWrite) {
   ASSERT_GE(leader, 0);
   const int follower = (leader + 2) % 3;
   for (int k = 0; k < 10; ++k) {
-    ASSERT_TRUE(propose(leader, "w" + std::to_string(k)).ok());
+    ASSERT_TRUE(propose(leader, std::string("w").append(std::to_string(k))).ok());
     CommandResult r = read(follower);
     ASSERT_TRUE(r.ok()) << to_string(r.error);
     // After the read barrier the follower's state machine holds the acknowledged write.
@@ -259,7 +259,7 @@ TEST_P(NodeClusterSnapshots, RestartedMemberRecoversFromItsDiskAndCatchesUpBySna
   ASSERT_TRUE(wait_items(victim, 1));
   kill(victim);
   // Enough writes that the survivors snapshot and compact past what the victim holds.
-  for (int k = 0; k < 100; ++k) ASSERT_TRUE(propose(leader, "x" + std::to_string(k)).ok());
+  for (int k = 0; k < 100; ++k) ASSERT_TRUE(propose(leader, std::string("x").append(std::to_string(k))).ok());
   // An image written in the background is recorded a moment after the entries apply.
   const auto until = std::chrono::steady_clock::now() + 5s;
   while (members_[leader]->node->metrics().snapshots_saved.load() < 4 && std::chrono::steady_clock::now() < until)
@@ -290,7 +290,7 @@ TEST_F(NodeCluster, MetricsMeasureRoundTripsAndProposals) {
   const int l = wait_leader();
   ASSERT_GE(l, 0);
   const int f = (l + 1) % 3;
-  for (int k = 0; k < 20; ++k) ASSERT_TRUE(propose(l, "m" + std::to_string(k)).ok());
+  for (int k = 0; k < 20; ++k) ASSERT_TRUE(propose(l, std::string("m").append(std::to_string(k))).ok());
   for (int k = 0; k < 5; ++k) ASSERT_TRUE(propose(f, "f" + std::to_string(k)).ok());
   const NodeMetrics& lm = members_[l]->node->metrics();
   // Each successful proposal is one sample on the member that took it.

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "core/codec.h"
@@ -37,18 +38,25 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit = 10s) {
   return true;
 }
 
-// A port that was free a moment ago (the server disables SO_REUSEPORT, so a clash fails loudly).
+// A port below 32768 that binds right now. Below the kernel's ephemeral range (32768-60999),
+// so no outgoing connection can take it before the test's server binds it (a port the kernel
+// handed out and the test closed again could be); random, so concurrent runs rarely pick the
+// same one, and a clash fails loudly (the server disables SO_REUSEPORT).
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  static std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = std::uniform_int_distribution<int>(20000, 32767)(rng);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (ok) return port;
+  }
+  ADD_FAILURE() << "no free port below 32768";
+  return 0;
 }
 
 std::string local(int port) { return "127.0.0.1:" + std::to_string(port); }
