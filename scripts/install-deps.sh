@@ -4,7 +4,8 @@ set -euo pipefail
 PKGS=(cmake ninja-build g++ ccache libgtest-dev libgmock-dev libbenchmark-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       libssl-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev
-      golang-etcd-server-dev etcd-server etcd-client)
+      golang-etcd-server-dev etcd-server etcd-client
+      python3 iproute2 iptables faketime e2fsprogs util-linux curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

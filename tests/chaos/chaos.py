@@ -102,6 +102,7 @@ class Harness:
         self.members = [Member(self, i) for i in range(args.members)]
         self.faults = {}
         self.findings = []
+        self.disk_events = []
         self.bin = args.build
         self.balsad = os.path.join(self.bin, "src/balsad/balsad")
         self.client = os.path.join(self.bin, "tests/chaos/balsa-chaos-client")
@@ -430,17 +431,12 @@ class Harness:
         try:
             with open(m.logf) as f:
                 lines = [l.strip() for l in f if " critical " in l]
-            return lines[-1][:300] if lines else "(no critical line)"
+            return lines[-1] if lines else "(no critical line)"
         except OSError:
             return "?"
 
     # ---- run -----------------------------------------------------------------------------
-    def run(self):
-        self.setup()
-        for m in self.members:
-            self.start(m)
-        if not self.wait_leader(30):
-            raise RuntimeError("no leader within 30 s")
+    def start_client(self):
         eps = ",".join(m.client_ep for m in self.members)
         history = os.path.join(self.dir, "history.jsonl")
         summary = os.path.join(self.dir, "client-summary.json")
@@ -452,8 +448,18 @@ class Harness:
         cout = open(os.path.join(self.dir, "client.log"), "w")
         client = subprocess.Popen(ccmd, stdout=cout, stderr=subprocess.STDOUT)
         self.clean.push("client", lambda: client.poll() is None and client.kill())
+        self.cout = cout
         log("client: %d clients on %d keys for %d s%s" % (self.a.clients, self.a.keys, self.a.duration,
                                                         " (serializable reads)" if self.a.serializable else ""))
+        return client, history, summary
+
+    def run(self):
+        self.setup()
+        for m in self.members:
+            self.start(m)
+        if not self.wait_leader(30):
+            raise RuntimeError("no leader within 30 s")
+        client, history, summary = self.start_client()
         nemeses = [n for n in self.a.nemesis.split(",") if n]
         for n in nemeses:
             if n not in NEMESES:
@@ -482,7 +488,160 @@ class Harness:
                 self.start(m)
         log("healed; waiting for the client's final reads")
         client.wait()
-        cout.close()
+        return self.report(history, summary, client.returncode)
+
+    # ---- the disk-fault scenario (item: disk faults on a real process) ---------------------
+    def probe(self, n, avoid=None):
+        """One put through any member but `avoid` (etcdctl, 3 s): True if acknowledged."""
+        eps = ",".join(m.client_ep for m in self.members if m.alive() and m is not avoid)
+        r = sh("etcdctl", "--endpoints=" + eps, "--dial-timeout=2s", "--command-timeout=3s", "put",
+               "probe/%d" % n, "v", check=False, env=dict(os.environ, ETCDCTL_API="3"))
+        return r.returncode == 0
+
+    def applied(self, m):
+        v = self.metric(m, "balsa_raft_applied_index")
+        return int(v) if v is not None else None
+
+    def wait_caught_up(self, m, timeout=40):
+        ld = self.wait_leader(20)
+        if ld is None:
+            self.finding("no leader while %s catches up" % m.name)
+            return
+        target = self.applied(ld) or 0
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            a = self.applied(m)
+            if a is not None and a >= target:
+                log("%s caught up (applied %d >= leader's %d)" % (m.name, a, target))
+                return
+            time.sleep(0.3)
+        self.finding("%s did not catch up within %d s (applied %s < %d)" % (m.name, timeout, self.applied(m), target))
+
+    def watch_exit(self, m, timeout, probes, avoid=None):
+        """Probes the cluster every 0.5 s until m exits or timeout. Returns (exited, probe ok, probe failed)."""
+        ok = bad = 0
+        deadline = time.time() + timeout
+        while time.time() < deadline and m.alive():
+            if probes:
+                probes[0] += 1
+                if self.probe(probes[0], avoid):
+                    ok += 1
+                else:
+                    bad += 1
+            time.sleep(0.5)
+        return not m.alive(), ok, bad
+
+    def disk_full(self, m, role):
+        st = os.statvfs(m.data)
+        m.ballast = os.path.join(m.data, "ballast")
+        sh("fallocate", "-l", str(max(st.f_bavail * st.f_frsize - 4096, 4096)), m.ballast)
+        t0 = time.time()
+        log("disk full on %s (%s); probing the cluster while it runs into ENOSPC" % (m.name, role))
+        self.count("disk-full")
+        exited, ok, bad = self.watch_exit(m, 40, self.probes, m if role == "follower" else None)
+        if exited:
+            rc = m.proc.returncode
+            m.exits.append((time.time(), rc))
+            m.proc = None
+            line = self.last_critical(m)
+            dt = self.stop_latency(m, t0)
+            log("%s stopped %.2f s after its disk filled (by its log; exit %s): %s" % (m.name, dt or -1, rc, line))
+            self.disk_events.append({"fault": "disk-full", "member": m.name, "role": role, "stopped_after_s": dt,
+                                     "exit": rc, "probes_ok": ok, "probes_failed": bad})
+            if "No space left on device" not in line:
+                self.finding("%s stopped on a full disk without naming ENOSPC: %s" % (m.name, line))
+            r = sh(self.balsa_log, "verify", os.path.join(m.data, "member/raft"), check=False)
+            log("balsa-log verify %s/member/raft (disk still full): exit %d: %s" %
+                (m.name, r.returncode, r.stdout.strip().splitlines()[-1:]))
+            if r.returncode != 0:
+                self.finding("data dir of %s does not verify after ENOSPC: %s" % (m.name, r.stdout.strip()))
+        else:
+            log("%s still running after 40 s of a full disk" % m.name)
+        if role == "follower" and bad:
+            self.finding("%d of %d probes failed while follower %s had a full disk" % (bad, ok + bad, m.name))
+        log("probes while %s was full: %d ok, %d failed" % (m.name, ok, bad))
+        if role == "leader":
+            nl = self.wait_leader(20)
+            log("leader after the full disk: %s" % (nl.name if nl else "none"))
+            if nl is None or nl is m and not exited:
+                self.finding("no other leader while %s had a full disk" % m.name)
+        # Restart refused while still full? Then free the space and start again.
+        if not m.alive():
+            self.start(m)
+            time.sleep(3)
+            if m.alive():
+                log("%s runs again on a full disk (it needs no new space to start)" % m.name)
+            else:
+                log("%s, restarted on the still-full disk, stopped again: %s" % (m.name, self.last_critical(m)))
+                m.proc = None
+        os.unlink(m.ballast)
+        m.ballast = None
+        log("freed the disk of %s" % m.name)
+        if not m.alive():
+            self.start(m)
+        self.wait_caught_up(m)
+
+    def stop_latency(self, m, t0):
+        """Seconds from t0 to the member's last critical log line (its own timestamp)."""
+        g = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)", self.last_critical(m))
+        if not g:
+            return None
+        import datetime
+        t = datetime.datetime.strptime(g.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc)
+        return t.timestamp() - t0
+
+    def fsync_eio(self, m, role):
+        with open(m.fault_ctl, "w") as f:
+            f.write("eio\n")
+        t0 = time.time()
+        self.count("disk-eio")
+        log("fsync EIO on %s (%s)" % (m.name, role))
+        exited, ok, bad = self.watch_exit(m, 20, self.probes, m if role == "follower" else None)
+        shim_log = m.fault_ctl + ".log"
+        with open(shim_log) as f:
+            first = f.readline().strip()
+        if not exited:
+            self.finding("%s kept running 20 s after its fsync failed (%s)" % (m.name, first))
+            return
+        dt = self.stop_latency(m, t0)
+        rc = m.proc.returncode
+        m.proc = None
+        log("%s stopped %.3f s after the fault (by its log; exit %s; shim: '%s'): %s" %
+            (m.name, dt if dt is not None else -1, rc, first, self.last_critical(m)))
+        self.disk_events.append({"fault": "fsync-eio", "member": m.name, "role": role, "stopped_after_s": dt,
+                                 "exit": rc, "verify_rc": None})
+        os.unlink(m.fault_ctl)
+        r = sh(self.balsa_log, "verify", os.path.join(m.data, "member/raft"), check=False)
+        log("balsa-log verify %s/member/raft: exit %d: %s" % (m.name, r.returncode, r.stdout.strip().splitlines()[-1:]))
+        self.disk_events[-1]["verify_rc"] = r.returncode
+        if r.returncode != 0:
+            self.finding("data dir of %s does not verify after fsync EIO: %s" % (m.name, r.stdout.strip()))
+        if role == "follower" and bad:
+            self.finding("%d probes failed while follower %s stopped on EIO" % (bad, m.name))
+        self.start(m)
+        self.wait_caught_up(m)
+
+    def run_disk(self):
+        self.setup()
+        for m in self.members:
+            self.start(m)
+        if not self.wait_leader(30):
+            raise RuntimeError("no leader within 30 s")
+        client, history, summary = self.start_client()
+        self.probes = [0]
+        time.sleep(3)
+        ld = self.leader()
+        follower = next(m for m in self.members if m is not ld)
+        self.disk_full(follower, "follower")
+        ld = self.wait_leader(10)
+        self.disk_full(ld, "leader")
+        ld = self.wait_leader(10)
+        self.fsync_eio(ld, "leader")
+        ld = self.wait_leader(10)
+        self.fsync_eio(next(m for m in self.members if m is not ld), "follower")
+        self.finish_client = True
+        log("scenario done; waiting for the client's final reads")
+        client.wait()
         return self.report(history, summary, client.returncode)
 
     def elections(self):
@@ -512,7 +671,7 @@ class Harness:
         res = {"verdict": verdict, "ops_ok": cs.get("ops_ok"), "ops_indeterminate": cs.get("ops_indeterminate"),
                "acked_unique_writes": cs.get("acked_unique_writes"), "lost_acked_writes": cs.get("lost_acked_writes"),
                "faults": self.faults, "elections": self.elections(), "longest_unavailability_s": longest,
-               "findings": self.findings, "members": len(self.members), "duration_s": self.a.duration,
+               "findings": self.findings, "disk_events": self.disk_events, "members": len(self.members), "duration_s": self.a.duration,
                "serializable_reads": self.a.serializable, "loadavg": os.getloadavg(), "dir": self.dir,
                "data_fs": self.members[0].fs_kind}
         print(check_out.splitlines()[0] if check_out else "(balsa-check printed nothing)")
@@ -563,6 +722,10 @@ def main():
     p.add_argument("--max-clock-drift", type=float, default=0.05, help="clock rate skew bound (0.05 = 5%%)")
     p.add_argument("--serializable", action="store_true", help="clients read serializably (negative control)")
     p.add_argument("--expect-violation", action="store_true", help="succeed only if the history is NOT linearizable")
+    p.add_argument("--scenario", choices=["nemesis", "disk"], default="nemesis",
+                   help="disk: a fixed sequence instead of the random nemesis: a follower's disk fills, then the "
+                        "leader's, then fsync fails with EIO on the leader and on a follower; each member must stop "
+                        "cleanly, keep its data dir verifiable, restart and catch up, and the cluster serve meanwhile")
     p.add_argument("--seed", type=int, default=int(time.time()))
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--workdir", default="/tmp")
@@ -586,7 +749,7 @@ def main():
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        return h.run()
+        return h.run_disk() if a.scenario == "disk" else h.run()
     except KeyboardInterrupt:
         log("interrupted; cleaning up")
         return 130
