@@ -748,6 +748,8 @@ def main():
     def on_signal(sig, _frame):
         raise KeyboardInterrupt()
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     try:
         return h.run_disk() if a.scenario == "disk" else h.run()
     except KeyboardInterrupt:

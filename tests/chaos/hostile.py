@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -339,6 +340,11 @@ def main():
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (need, max(hard, need)))
     t = Hostile(a)
+
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     try:
         return t.run()
     except KeyboardInterrupt:
