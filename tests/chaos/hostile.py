@@ -190,14 +190,21 @@ class Hostile:
         bound = base + self.a.slack_mb + n * self.a.idle_kb / 1024.0
         peak = self.hold("idle", self.a.hold_s, bound)
         fds_held = self.fds(m0)
+        fds_base = fds_held - len(socks)
         for s in socks:
             s.close()
-        time.sleep(3)
+        t_close = time.time()
+        while self.fds(m0) > fds_base + 50 and time.time() < t_close + 60:
+            time.sleep(0.2)
+        released_s = time.time() - t_close
+        if self.fds(m0) > fds_base + 50:
+            self.fail("idle: m0 still holds %d fds 60 s after the clients closed" % self.fds(m0))
         after = self.rss_mb(m0)
         self.results["idle"] = {"connections": n, "connect_failed": failed, "rss_before_mb": round(base, 1),
                                 "rss_bound_mb": round(bound, 1), "kb_per_connection": round((peak - base) * 1024 / n, 1),
                                 "rss_peak_mb": round(peak, 1), "rss_after_close_mb": round(after, 1),
-                                "m0_fds_while_held": fds_held, "m0_fds_after": self.fds(m0)}
+                                "m0_fds_while_held": fds_held, "m0_fds_after": self.fds(m0),
+                                "seconds_to_release_fds": round(released_s, 1)}
         log("idle: %s" % self.results["idle"])
 
     def case_no_read(self):
