@@ -442,7 +442,7 @@ class Harness:
         summary = os.path.join(self.dir, "client-summary.json")
         ccmd = [self.client, "--endpoints", eps, "--duration", str(self.a.duration), "--clients",
                 str(self.a.clients), "--keys", str(self.a.keys), "--history", history, "--summary", summary,
-                "--seed", str(self.a.seed), "--timeout-ms", str(self.a.timeout_ms)]
+                "--seed", str(self.a.seed), "--timeout-ms", str(self.a.timeout_ms), "--ack-page", str(self.a.ack_page)]
         if self.a.serializable:
             ccmd.append("--serializable")
         cout = open(os.path.join(self.dir, "client.log"), "w")
@@ -720,6 +720,7 @@ def main():
     p.add_argument("--timeout-ms", type=int, default=1500)
     p.add_argument("--disk-mb", type=int, default=400, help="size of each member's data filesystem")
     p.add_argument("--max-clock-drift", type=float, default=0.05, help="clock rate skew bound (0.05 = 5%%)")
+    p.add_argument("--ack-page", type=int, default=10000, help="keys per page of the final range over ack/")
     p.add_argument("--serializable", action="store_true", help="clients read serializably (negative control)")
     p.add_argument("--expect-violation", action="store_true", help="succeed only if the history is NOT linearizable")
     p.add_argument("--scenario", choices=["nemesis", "disk"], default="nemesis",

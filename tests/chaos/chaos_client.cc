@@ -45,6 +45,7 @@ struct Options {
   int keys = 16;
   int timeout_ms = 1000;
   double key_lifetime_s = 10;
+  int64_t ack_page = 10000;
   bool serializable = false;
   std::string history = "history.jsonl";
   std::string summary;
@@ -281,26 +282,38 @@ class Worker {
   std::set<std::string> keys_used_;
 };
 
-// Every key under ack/ present now (linearizable range, retried), or nullopt when no member answers.
+// Every key under ack/ present now (linearizable ranges of 10,000 keys, each retried), or
+// nullopt when no member answers. Paged, so the answer never meets a message size limit.
 std::optional<std::set<std::string>> range_acks(std::vector<std::unique_ptr<pb::KV::Stub>>& stubs,
-                                                Clock::time_point until) {
-  while (Clock::now() < until) {
-    for (auto& stub : stubs) {
-      pb::RangeRequest req;
-      req.set_key("ack/");
-      req.set_range_end("ack0");  // '/' + 1
-      req.set_keys_only(true);
-      pb::RangeResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-      if (!stub->Range(&ctx, req, &resp).ok()) continue;
-      std::set<std::string> keys;
-      for (const auto& kv : resp.kvs()) keys.insert(kv.key());
-      return keys;
+                                                Clock::time_point until, int64_t page) {
+  std::set<std::string> keys;
+  std::string from = "ack/";
+  int64_t revision = 0;  // every page at the first page's revision: one consistent view
+  while (true) {
+    bool answered = false;
+    while (!answered && Clock::now() < until) {
+      for (auto& stub : stubs) {
+        pb::RangeRequest req;
+        req.set_key(from);
+        req.set_range_end("ack0");  // '/' + 1
+        req.set_keys_only(true);
+        req.set_limit(page);
+        req.set_revision(revision);
+        pb::RangeResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        if (!stub->Range(&ctx, req, &resp).ok()) continue;
+        if (revision == 0) revision = resp.header().revision();
+        for (const auto& kv : resp.kvs()) keys.insert(kv.key());
+        if (!resp.more() || resp.kvs_size() == 0) return keys;
+        from = resp.kvs(resp.kvs_size() - 1).key() + std::string(1, '\0');
+        answered = true;
+        break;
+      }
+      if (!answered) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (!answered) return std::nullopt;
   }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -321,6 +334,7 @@ int main(int argc, char** argv) {
                "history must NOT be linearizable under faults");
   app.add_option("--history", opt.history, "Output history file (JSON lines)")->capture_default_str();
   app.add_option("--summary", opt.summary, "Output summary file (JSON); default: stdout only");
+  app.add_option("--ack-page", opt.ack_page, "Keys per page of the final range over ack/")->capture_default_str();
   app.add_option("--seed", opt.seed, "Seed of the operation mix")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   for (size_t p = 0, q; p <= endpoints.size(); p = q + 1) {
@@ -345,6 +359,7 @@ int main(int argc, char** argv) {
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetMaxReceiveMessageSize(-1);
       per.push_back(pb::KV::NewStub(grpc::CreateCustomChannel(ep, grpc::InsecureChannelCredentials(), args)));
     }
   std::vector<std::unique_ptr<Worker>> workers;
@@ -369,7 +384,7 @@ int main(int argc, char** argv) {
       for (size_t i = w; i < all.size(); i += workers.size()) workers[w]->final_read(all[i], final_until);
     });
   for (auto& t : threads) t.join();
-  const auto present = range_acks(stubs[0], final_until);
+  const auto present = range_acks(stubs[0], final_until, opt.ack_page);
   rec.flush();
 
   uint64_t lost = 0;

@@ -314,7 +314,7 @@ def chaos_defaults():
     return argparse.Namespace(duration=0, nemesis="", members=3, clients=1, keys=1, interval=1, quiet_tail=0,
                               election_ms=1000, snapshot_count=10000, timeout_ms=1000, disk_mb=400,
                               max_clock_drift=0.05, serializable=False, expect_violation=False, workdir="/tmp",
-                              result=None, keep=False, scenario="nemesis")
+                              result=None, keep=False, scenario="nemesis", ack_page=10000)
 
 
 def main():
