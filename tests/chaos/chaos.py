@@ -373,6 +373,8 @@ class Harness:
             log("nemesis: disk full on %s (%d MB taken)" % (who, free >> 20))
             self.count("disk-full")
         elif kind == "eio":
+            shim_log = m.fault_ctl + ".log"
+            m.shim_log_size = os.path.getsize(shim_log) if os.path.exists(shim_log) else 0
             with open(m.fault_ctl, "w") as f:
                 f.write("eio\n")
             log("nemesis: fsync EIO on %s" % who)
@@ -409,7 +411,7 @@ class Harness:
         if m.alive():
             # A member with no write to sync (paused or idle) never hit the fault: not a failure.
             shim_log = m.fault_ctl + ".log"
-            hit = os.path.exists(shim_log) and os.path.getsize(shim_log) > 0
+            hit = os.path.exists(shim_log) and os.path.getsize(shim_log) > getattr(m, "shim_log_size", 0)
             if hit:
                 self.finding("%s kept running after an fsync EIO" % m.name)
             else:
