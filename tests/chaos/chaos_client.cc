@@ -176,6 +176,9 @@ class Worker {
     }
     j["ret"] = ret;
     j["got"] = resp.kvs_size() > 0 ? json(resp.kvs(0).value()) : json(nullptr);
+    // The next compare-and-swap on this key expects what was just read.
+    if (resp.kvs_size() > 0) last_seen_[key] = resp.kvs(0).value();
+    else last_seen_.erase(key);
     if (serializable) j["serializable"] = true;
     st_->ok++;
     rec_->write(j);
@@ -213,7 +216,7 @@ class Worker {
     finish_write(std::move(j), s, now_ns());
   }
 
-  // Compare-and-swap: expect the value this client last saw on the key (or absent).
+  // Compare-and-swap: expect the value this client last read or wrote on the key (or absent).
   void cas(const std::string& key) {
     const size_t ep = pick_ep();
     const auto it = last_seen_.find(key);
