@@ -228,13 +228,16 @@ class Hostile:
         resp = 64 * 4096
         bound = base + self.a.slack_mb + len(socks) * self.a.no_read_factor * resp / 2**20
         peak = self.hold("no-read", self.a.hold_s, bound)
+        # Connections the server gave up on (its FIN arrived: CLOSE-WAIT here), without reading.
+        ss = sh("ss", "-tnH", "state", "close-wait", "dst", m0.ip, check=False).stdout
+        server_closed = len([l for l in ss.splitlines() if ":2379" in l])
         for s in socks:
             s.close()
         time.sleep(3)
         after = self.rss_mb(m0)
         self.results["no_read"] = {"connections": len(socks), "connect_failed": failed, "response_bytes": 64 * 4096,
                                    "rss_before_mb": round(base, 1), "rss_peak_mb": round(peak, 1),
-                                   "rss_bound_mb": round(bound, 1),
+                                   "rss_bound_mb": round(bound, 1), "closed_by_server_while_held": server_closed,
                                    "bytes_held_per_response_byte": round((peak - base) * 2**20 / max(1, len(socks)) / resp, 2),
                                    "rss_after_close_mb": round(after, 1)}
         log("no-read: %s" % self.results["no_read"])
