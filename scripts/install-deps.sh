@@ -5,6 +5,7 @@ PKGS=(cmake ninja-build g++ ccache libgtest-dev libgmock-dev libbenchmark-dev
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       libssl-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev
       golang-etcd-server-dev etcd-server etcd-client fio
+      python3 iproute2 iptables faketime e2fsprogs util-linux curl   # the chaos harness
       clang libclang-rt-14-dev)  # clang + libFuzzer: the fuzz build (scripts/fuzz.sh) only
 missing=()
 for p in "${PKGS[@]}"; do
