@@ -128,7 +128,12 @@ void Node::start() {
       [this](NodeId peer) { enqueue(Input{Input::Kind::kUnreachable, {}, {}, {}, peer}); },
       [this](NodeId peer, bool ok) { enqueue(Input{Input::Kind::kSnapshotSent, {}, {}, {}, peer, ok}); },
   });
-  snapshot_receiver_ = std::make_unique<SnapshotReceiver>(log_.snapshots());
+  snapshot_receiver_ = std::make_unique<SnapshotReceiver>(log_.snapshots(), [this](const std::string& why) {
+    // A failed write or fsync of an incoming snapshot: stop, as for any storage failure.
+    exec_->post([this, alive = alive_, why] {
+      if (*alive && !failed_) fatal("receiving a snapshot: " + why);
+    });
+  });
   connect_snapshot_streaming(transport_, log_, *snapshot_receiver_);
   transport_.start([this](Message m) {
     Input in{Input::Kind::kMessage, std::move(m), {}, {}, {}};

@@ -137,6 +137,38 @@ class GrpcSender {
   std::atomic<uint64_t> dropped_unknown_peer_{0};
 };
 
+// One remote node as the sender sees it (both threads' state).
+struct GrpcSender::Peer {
+  Peer(NodeId i, std::string a, uint64_t seed)
+      : id(i), address(std::move(a)), rng(seed ^ (i.value * 0x9e3779b97f4a7c15ULL)),
+        snap_rng(seed ^ (i.value * 0xbf58476d1ce4e5b9ULL)) {}
+
+  const NodeId id;
+  const std::string address;
+  Rng rng;       // writer thread only
+  Rng snap_rng;  // snapshot thread only
+
+  std::mutex mu;
+  std::condition_variable cv;       // the writer's
+  std::condition_variable snap_cv;  // the snapshot thread's
+  std::deque<Message> queue;                  // guarded by mu
+  size_t queued_bytes = 0;                    // guarded by mu; sum of approx_bytes over queue
+  bool closing = false;                       // guarded by mu; set once, ends both threads
+  grpc::ClientContext* active_ctx = nullptr;  // guarded by mu; the open stream, for cancelling
+  grpc::ClientContext* snap_ctx = nullptr;    // guarded by mu; the open transfer call
+  size_t snaps_dropped_unreported = 0;        // guarded by mu; kSnap refused or replaced, not yet reported
+  std::optional<Message> snap_pending;        // guarded by mu; the newest kSnap not yet started
+  std::optional<SnapshotMetadata> snap_current;  // guarded by mu; the transfer running
+  std::thread writer;
+  std::thread snapshotter;
+
+  std::atomic<bool> connected{false};
+  std::atomic<uint64_t> messages_sent{0}, batches_sent{0}, bytes_sent{0}, chunks_sent{0},
+      dropped_queue_full{0}, dropped_send_failed{0}, dropped_oversized{0}, connects{0},
+      connect_failures{0}, streams_refused{0}, snapshots_sent{0}, snapshots_failed{0},
+      snapshot_bytes_sent{0}, snapshot_connects{0}, snapshot_resumes{0}, snapshot_chunks_refused{0};
+};
+
 // State of one incoming message stream: the sender it is bound to and a chunked message in
 // progress. Per sender: which of its streams may deliver. A sender opens a new stream only
 // after giving up on the old one, but the old one may still hold batches in the receiver's

@@ -33,12 +33,22 @@ SnapshotAck SnapshotReceiver::refuse(SnapshotVerdict v, uint64_t offset) {
   return SnapshotAck{v, offset};
 }
 
+SnapshotAck SnapshotReceiver::storage_failed(const std::exception& e) {
+  cur_.reset();
+  if (!failed_) {
+    failed_ = true;
+    if (on_storage_failure_) on_storage_failure_(e.what());
+  }
+  return refuse(SnapshotVerdict::kFailed, 0);
+}
+
 SnapshotAck SnapshotReceiver::offer(NodeId from, const SnapshotOffer& offer) {
   std::lock_guard lk(mu_);
   stats_.offers++;
   const Message& m = offer.msg;
   const SnapshotMetadata& md = m.snapshot.metadata;
   // The smallest file: header (20 bytes) + trailer (16) around some metadata.
+  if (failed_) return refuse(SnapshotVerdict::kFailed, 0);
   if (m.type != MessageType::kSnap || m.from != from || md.index.value == 0 || offer.file_bytes < 36)
     return refuse(SnapshotVerdict::kFailed, 0);
   if (m.term < highest_term_) return refuse(SnapshotVerdict::kOldTerm, 0);
@@ -53,6 +63,8 @@ SnapshotAck SnapshotReceiver::offer(NodeId from, const SnapshotOffer& offer) {
   cur_.reset();  // deletes the partial file
   try {
     cur_ = Transfer{from, m, store_.receive(md, offer.file_bytes)};
+  } catch (const StorageFatalError& e) {
+    return storage_failed(e);
   } catch (const std::exception&) {
     return refuse(SnapshotVerdict::kFailed, 0);
   }
@@ -71,6 +83,8 @@ SnapshotAck SnapshotReceiver::chunk(NodeId from, const SnapshotChunk& c, Message
     return refuse(SnapshotVerdict::kOutOfOrder, have);
   try {
     file.append(c.data);
+  } catch (const StorageFatalError& e) {
+    return storage_failed(e);
   } catch (const std::exception&) {
     cur_.reset();
     return refuse(SnapshotVerdict::kFailed, 0);
@@ -83,6 +97,8 @@ SnapshotAck SnapshotReceiver::chunk(NodeId from, const SnapshotChunk& c, Message
   } catch (const StorageCorruptionError&) {
     cur_.reset();  // deletes the file: start over
     return refuse(SnapshotVerdict::kBadImage, 0);
+  } catch (const StorageFatalError& e) {
+    return storage_failed(e);
   } catch (const std::exception&) {
     cur_.reset();
     return refuse(SnapshotVerdict::kFailed, 0);

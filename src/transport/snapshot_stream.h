@@ -29,6 +29,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -97,7 +98,11 @@ struct SnapshotReceiverStats {
 // Thread-safe; calls may block on the disk (one chunk's write).
 class SnapshotReceiver {
  public:
-  explicit SnapshotReceiver(SnapshotStore& store) : store_(store) {}
+  // `on_storage_failure` runs (on the calling transport thread, at most once) when writing a
+  // transfer to disk fails for good (StorageFatalError): the node must stop, as for any failed
+  // write or fsync. Every later offer is refused.
+  explicit SnapshotReceiver(SnapshotStore& store, std::function<void(const std::string&)> on_storage_failure = {})
+      : store_(store), on_storage_failure_(std::move(on_storage_failure)) {}
 
   SnapshotAck offer(NodeId from, const SnapshotOffer& offer);
   // kDone: *deliver is the kSnap message to hand to the core (its file waits as .recv).
@@ -111,9 +116,12 @@ class SnapshotReceiver {
     std::unique_ptr<IncomingSnapshot> file;
   };
   SnapshotAck refuse(SnapshotVerdict v, uint64_t offset);
+  SnapshotAck storage_failed(const std::exception& e);
 
   SnapshotStore& store_;
+  std::function<void(const std::string&)> on_storage_failure_;
   mutable std::mutex mu_;
+  bool failed_ = false;          // guarded by mu_
   std::optional<Transfer> cur_;  // guarded by mu_
   Term highest_term_;            // guarded by mu_; of any offer accepted
   SnapshotReceiverStats stats_;  // guarded by mu_
