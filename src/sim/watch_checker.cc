@@ -83,7 +83,14 @@ kv::MvccStore::Options WatchChecker::store_options(int member) {
 void WatchChecker::attach(int member, const kv::KvStateMachine& sm) {
   Member& m = *members_[member];
   m.source = kv::make_event_source(sm);
-  m.hub = std::make_unique<kv::WatchHub>(*m.source);
+  // Small bounds half the time: slow watchers turn unsynced and are caught up from history
+  // in short rounds, under the same faults.
+  kv::WatchHub::Options o;
+  if (rng_.chance(0.5)) {
+    o.max_queued_bytes = 200 + rng_.below(2000);
+    o.catchup_batch_events = 1 + rng_.below(8);
+  }
+  m.hub = std::make_unique<kv::WatchHub>(*m.source, o);
   m.hub->set_planted_skip_first_resumed_event(planted_skip_);
 }
 
