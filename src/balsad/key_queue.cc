@@ -51,7 +51,9 @@ void KeyQueue::start(std::string prefix, int64_t lease, std::string value, bool 
   txn.add_failure()->mutable_request_range()->set_key(entry_.key);
   auto self = shared_from_this();
   s_.submit(txn, [self](const grpc::Status& st, ::balsa::kvpb::KvResult& r) {
-    if (!st.ok()) return self->finish(st);
+    // etcd's v3lock/v3election run this through an in-process client, whose errors reach the
+    // caller as UNKNOWN with the KV error's text (e.g. a revoked lease): answer the same.
+    if (!st.ok()) return self->finish(grpc::Status(grpc::StatusCode::UNKNOWN, st.error_message()));
     self->after_txn(r);
   });
 }
@@ -89,7 +91,7 @@ void KeyQueue::after_txn(const ::balsa::kvpb::KvResult& r) {
         put->set_ignore_lease(true);
         auto self = shared_from_this();
         s_.submit(p, [self](const grpc::Status& st, ::balsa::kvpb::KvResult&) {
-          if (!st.ok()) return self->finish(st);
+          if (!st.ok()) return self->finish(grpc::Status(grpc::StatusCode::UNKNOWN, st.error_message()));
           self->waiter_.post([self] { self->wait_predecessors(); });
         });
         return;

@@ -103,7 +103,7 @@ echo "$GOT" | grep -q '^PUT$' || fail "no event seen: $GOT"
 
 # Balsa's one deliberate difference: a watch from the compact revision itself is refused
 # (compaction dropped that revision's deletes; etcd 3.4 serves it without them).
-AT=$(timeout 2 etcdctl --endpoints="$ENDPOINTS" watch --rev=5 --prefix foo 2>&1 | grep -v '^{"level"')
+AT=$(timeout 5 etcdctl --endpoints="$ENDPOINTS" watch --rev=5 --prefix foo 2>&1 | grep -v '^{"level"')
 [[ $AT == *"required revision has been compacted"* ]] || fail "watch at the compact revision: $AT"
 
 if command -v etcd >/dev/null; then
