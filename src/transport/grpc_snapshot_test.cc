@@ -105,7 +105,7 @@ class Relay {
       ssize_t n = ::read(from, buf, sizeof buf);
       if (n <= 0) break;
       for (ssize_t off = 0; off < n;) {
-        ssize_t w = ::write(to, buf + off, static_cast<size_t>(n - off));
+        ssize_t w = ::send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
         if (w <= 0) return;
         off += w;
       }
