@@ -97,16 +97,41 @@ void put(Writer& w, const ConfState& cs) {
   put_ids(w, cs.voters);
   put_ids(w, cs.learners);
   put_ids(w, cs.voters_outgoing);
+  put_ids(w, cs.witnesses);
+  w.u64(cs.auto_leave ? 1 : 0);
 }
 bool get(Reader& r, ConfState* cs) {
-  return get_ids(r, &cs->voters) && get_ids(r, &cs->learners) && get_ids(r, &cs->voters_outgoing);
+  return get_ids(r, &cs->voters) && get_ids(r, &cs->learners) && get_ids(r, &cs->voters_outgoing) &&
+         get_ids(r, &cs->witnesses) && get_bool(r, &cs->auto_leave);
 }
 
 void put(Writer& w, const ConfChange& cc) {
   w.u64(static_cast<uint64_t>(cc.type));
   w.u64(cc.node.value);
 }
-bool get(Reader& r, ConfChange* cc) { return get_enum(r, &cc->type, 3) && get_id(r, &cc->node); }
+bool get(Reader& r, ConfChange* cc) {
+  return get_enum(r, &cc->type, kConfChangeTypeCount) && get_id(r, &cc->node);
+}
+
+void put(Writer& w, const ConfChangeSet& cs) {
+  w.u64(cs.changes.size());
+  for (const ConfChange& cc : cs.changes) put(w, cc);
+  w.u64(cs.joint ? 1 : 0);
+}
+bool get(Reader& r, ConfChangeSet* cs) {
+  uint64_t n;
+  if (!r.u64(&n) || n > (1u << 16)) return false;
+  cs->changes.resize(n);
+  for (auto& cc : cs->changes)
+    if (!get(r, &cc)) return false;
+  return get_bool(r, &cs->joint);
+}
+
+void put(Writer& w, const ConfEntry& ce) {
+  put(w, ce.request);
+  put(w, ce.result);
+}
+bool get(Reader& r, ConfEntry* ce) { return get(r, &ce->request) && get(r, &ce->result); }
 
 void put(Writer& w, const SnapshotMetadata& m) {
   w.u64(m.index.value);

@@ -42,6 +42,8 @@ void put(Writer& w, const Entry& e);
 void put(Writer& w, const HardState& hs);
 void put(Writer& w, const ConfState& cs);
 void put(Writer& w, const ConfChange& cc);
+void put(Writer& w, const ConfChangeSet& cs);
+void put(Writer& w, const ConfEntry& ce);
 void put(Writer& w, const SnapshotMetadata& m);
 void put(Writer& w, const Message& m);
 
@@ -49,6 +51,8 @@ bool get(Reader& r, Entry* e);
 bool get(Reader& r, HardState* hs);
 bool get(Reader& r, ConfState* cs);
 bool get(Reader& r, ConfChange* cc);
+bool get(Reader& r, ConfChangeSet* cs);
+bool get(Reader& r, ConfEntry* ce);
 bool get(Reader& r, SnapshotMetadata* m);
 bool get(Reader& r, Message* m);
 

@@ -143,7 +143,7 @@ TEST(Codec, RefusesOutOfRangeEnumsAndBools) {
   }
   {
     std::string buf = codec::encode(ConfChange{});
-    buf[0] = 3;
+    buf[0] = static_cast<char>(kConfChangeTypeCount);
     EXPECT_FALSE(codec::decode<ConfChange>(buf).has_value());
   }
   {

@@ -15,13 +15,20 @@
 #include <utility>
 #include <vector>
 
+#include "core/conf_log.h"
+#include "core/confchange.h"
 #include "core/progress.h"
 #include "core/raft_log.h"
+#include "core/read_only.h"
 #include "core/rng.h"
 #include "core/storage.h"
+#include "core/tracker.h"
 #include "core/types.h"
 
 namespace balsa {
+
+// Context of a snapshot message sent to a witness: metadata only, no state-machine image.
+inline constexpr const char* kWitnessSnapshot = "balsa-witness-snapshot";
 
 enum class Role : uint8_t { kFollower, kPreCandidate, kCandidate, kLeader };
 const char* to_string(Role r);
@@ -31,6 +38,8 @@ enum class PlantedBug : uint8_t {
   kNone,
   kCommitPreviousTerm,   // count replicas of a previous-term entry to commit it (Figure 8)
   kVoteWithoutLogCheck,  // grant votes without the §5.4.1 up-to-date check
+  kConfOnCommit,         // a configuration takes effect when committed, not when appended
+  kLeaseWithoutQuorum,   // serve lease reads without a quorum-acknowledged heartbeat round
 };
 
 struct Config {
@@ -38,6 +47,10 @@ struct Config {
   // Initial voters (including id) when storage holds no configuration yet (a new cluster).
   std::vector<NodeId> voters;
   std::vector<NodeId> learners;
+  std::vector<NodeId> witnesses;  // subset of voters
+  // A node joining an existing cluster: starts with no configuration and learns it from the
+  // leader's log or snapshot (voters/learners must then be empty).
+  bool join = false;
 
   int election_ticks = 10;   // election timeout is randomized in [election_ticks, 2*election_ticks)
   int heartbeat_ticks = 1;   // leader heartbeat interval
@@ -52,6 +65,17 @@ struct Config {
   bool pre_vote = true;
   bool check_quorum = true;
   bool forward_proposals = true;  // false: a follower refuses proposals with a leader hint
+
+  // Lease reads (thesis §6.4.1). Off by default: ReadIndex needs no clock assumption. When on,
+  // the leader serves read_lease() from its own state for election_ticks - lease_drift_ticks
+  // ticks after the start of a heartbeat round a quorum acknowledged; requires check_quorum.
+  // A node also refuses votes for an election timeout after it starts (it may have acked a
+  // lease before a crash).
+  bool lease_reads = false;
+  int lease_drift_ticks = 2;  // bound on how many ticks any two clocks drift apart per timeout
+
+  // A learner is promoted only when its log is within this many entries of the leader's.
+  uint64_t promotion_max_lag = 64;
 
   uint64_t seed = 0;  // seeds election-timeout randomization
   PlantedBug planted_bug = PlantedBug::kNone;
@@ -79,6 +103,26 @@ struct ProposeResult {
   NodeId leader = kNoNode;
 };
 
+// Outcome of proposing a configuration change. On success the entry is at (index, term) and
+// `conf` is the configuration it produces (already in effect on the leader); it is done when
+// that index commits (for a joint change: when the automatic leave entry after it commits).
+struct ConfProposeResult {
+  ConfError error = ConfError::kOk;
+  LogIndex index;
+  Term term;
+  ConfState conf;
+  NodeId leader = kNoNode;
+  bool ok() const { return error == ConfError::kOk; }
+};
+
+enum class ReadStatus : uint8_t {
+  kServed,     // lease read: a ReadState at the commit index is in the next Ready
+  kPending,    // ReadIndex: a ReadState follows once a quorum confirmed leadership
+  kNotLeader,  // lease read asked of a non-leader, or ReadIndex with no known leader
+  kNoLease,    // lease reads off, check_quorum off, lease expired or not yet earned
+};
+const char* to_string(ReadStatus s);
+
 // Messages the core refused, by reason: bad input is counted, never a crash.
 struct CoreStats {
   uint64_t stale_term = 0;      // from an older term
@@ -87,6 +131,9 @@ struct CoreStats {
   uint64_t dropped_proposals = 0;
   uint64_t dropped_reads = 0;
   uint64_t leader_changes = 0;
+  uint64_t conf_changes = 0;    // configurations that took effect (appended)
+  uint64_t conf_rollbacks = 0;  // configurations undone because their entry was truncated
+  uint64_t lease_reads = 0;     // reads served from the lease
 };
 
 class Raft {
@@ -96,9 +143,17 @@ class Raft {
   void tick();
   void step(const Message& m);
   ProposeResult propose(std::vector<std::string> commands);
+  // Proposes a membership change (leader only). Refused with a typed error, changing nothing,
+  // if it is illegal or cannot be proposed now.
+  ConfProposeResult propose_conf_change(const ConfChangeSet& changes);
   // Asks for a linearizable read point. Returns false if it cannot be served now (no leader).
   bool read_index(std::string context);
-  void transfer_leadership(NodeId target);
+  // A lease read: served at once by a leader whose lease holds (kServed), else refused.
+  ReadStatus read_lease(std::string context);
+  bool lease_valid() const;
+  // Starts a transfer to `target` (leader), or asks the leader for one to us (target == id).
+  // Returns false if refused (target not a voter that can lead, no leader known).
+  bool transfer_leadership(NodeId target);
   void report_snapshot(NodeId to, bool ok);
   void report_unreachable(NodeId to);
   // The runtime persisted everything up to (index, term): lets the leader count itself.
@@ -115,8 +170,16 @@ class Raft {
   const RaftLog& log() const { return log_; }
   RaftLog& log() { return log_; }
   const CoreStats& stats() const { return stats_; }
-  const ConfState& conf() const { return conf_; }
-  const std::unordered_map<NodeId, Progress>& progress() const { return progress_; }
+  // The active configuration (the newest in the log).
+  const ConfState& conf() const { return tracker_.conf(); }
+  // The configuration in effect at `index` (for a snapshot taken there).
+  const ConfState& conf_at(LogIndex index) const { return confs_.at(index); }
+  // Index of the newest configuration entry (0: none since the base) and whether it committed.
+  LogIndex conf_index() const { return confs_.latest_index(); }
+  bool conf_pending() const { return confs_.latest_index() > log_.committed(); }
+  const ProgressTracker& tracker() const { return tracker_; }
+  const std::unordered_map<NodeId, Progress>& progress() const { return tracker_.all(); }
+  bool is_witness() const { return tracker_.is_witness(id_); }
   NodeId transferee() const { return lead_transferee_; }
 
   // Outboxes drained by RawNode.
@@ -163,17 +226,22 @@ class Raft {
   bool maybe_commit();
   bool append_entries(std::vector<Entry>* entries);
   bool committed_entry_in_current_term() const;
-  void release_reads(size_t upto);
 
   // Configuration.
+  void init_conf(const Config& config, const Storage& storage);
   void apply_conf(const ConfState& cs);
-  bool is_voter(NodeId id) const;
-  bool is_member(NodeId id) const;
-  bool promotable() const { return is_voter(id_); }
-  bool quorum_active() const;
+  // Brings the active configuration in line with the log after entries were appended or
+  // truncated; returns true if it changed.
+  bool sync_conf(const std::vector<Entry>& appended);
+  void record_conf_entry(const Entry& e);
+  void after_commit();
+  bool is_voter(NodeId id) const { return tracker_.is_voter(id); }
+  bool is_member(NodeId id) const { return tracker_.is_member(id); }
+  bool promotable() const { return is_voter(id_) && !tracker_.is_witness(id_); }
   LogIndex match_of(NodeId id) const;
+  int lease_ticks() const { return cfg_.election_ticks - cfg_.lease_drift_ticks; }
+  void serve_reads(std::vector<ReadIndexQueue::Read> reads);
 
-  bool valid(const Message& m) const;
   void send(Message m);
   int poll(NodeId from, MessageType type, bool granted);
 
@@ -187,9 +255,8 @@ class Raft {
   Role role_ = Role::kFollower;
   RaftLog log_;
 
-  ConfState conf_;
-  std::unordered_map<NodeId, Progress> progress_;
-  std::unordered_map<NodeId, bool> votes_;
+  ProgressTracker tracker_;
+  ConfLog confs_;
 
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
@@ -197,16 +264,9 @@ class Raft {
   NodeId lead_transferee_ = kNoNode;
   uint64_t uncommitted_bytes_ = 0;
 
-  // ReadIndex (thesis §6.4): reads waiting for a heartbeat quorum, in arrival order.
-  struct PendingRead {
-    LogIndex index;
-    std::string context;
-    NodeId from;
-    std::set<NodeId> acks;
-  };
-  std::deque<PendingRead> pending_reads_;
-  // Reads that arrived before the leader committed an entry of its own term.
-  std::vector<std::pair<NodeId, std::string>> reads_before_commit_;
+  uint64_t now_ = 0;  // ticks since start: the lease's clock
+  ReadIndexQueue reads_;
+  Lease lease_;
 
   std::vector<Message> msgs_;
   std::vector<Message> msgs_after_persist_;

@@ -76,7 +76,9 @@ class RawNode {
   ProposeResult propose(std::vector<std::string> commands) { return raft_.propose(std::move(commands)); }
   ProposeResult propose(std::string command);
   bool read_index(std::string context) { return raft_.read_index(std::move(context)); }
-  void transfer_leadership(NodeId target) { raft_.transfer_leadership(target); }
+  bool transfer_leadership(NodeId target) { return raft_.transfer_leadership(target); }
+  ConfProposeResult propose_conf_change(const ConfChangeSet& changes) { return raft_.propose_conf_change(changes); }
+  ReadStatus read_lease(std::string context) { return raft_.read_lease(std::move(context)); }
   void report_snapshot(NodeId to, bool ok) { raft_.report_snapshot(to, ok); }
   void report_unreachable(NodeId to) { raft_.report_unreachable(to); }
 

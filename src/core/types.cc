@@ -22,4 +22,15 @@ const char* to_string(MessageType t) {
   return "?";
 }
 
+const char* to_string(ConfChangeType t) {
+  switch (t) {
+    case ConfChangeType::kAddVoter: return "add-voter";
+    case ConfChangeType::kAddLearner: return "add-learner";
+    case ConfChangeType::kRemoveNode: return "remove";
+    case ConfChangeType::kPromote: return "promote";
+    case ConfChangeType::kAddWitness: return "add-witness";
+  }
+  return "?";
+}
+
 }  // namespace balsa

@@ -68,20 +68,54 @@ struct HardState {
 
 // The cluster membership. Voters decide elections and commits; learners only receive the log.
 // During a joint configuration (voters_outgoing non-empty) decisions need a majority of both
-// `voters` and `voters_outgoing`.
+// `voters` (the incoming half) and `voters_outgoing`. Witnesses are voters (of either half) that
+// keep only the log's terms and indexes, never the commands or the state machine, and never lead.
+// Every id list is kept sorted; a node is in at most one of voters/learners, and witnesses is a
+// subset of voters + voters_outgoing.
 struct ConfState {
   std::vector<NodeId> voters;
   std::vector<NodeId> learners;
   std::vector<NodeId> voters_outgoing;
+  std::vector<NodeId> witnesses;
+  bool auto_leave = false;  // joint: the leader leaves it by itself once it commits
+  bool joint() const { return !voters_outgoing.empty(); }
   bool operator==(const ConfState&) const = default;
 };
 
-// A membership change carried by an EntryType::kConfChange entry.
-enum class ConfChangeType : uint8_t { kAddVoter = 0, kAddLearner = 1, kRemoveNode = 2 };
+// One membership change. kAddVoter adds a new voter; kPromote turns a learner into a voter;
+// kAddWitness adds a new witness voter; kRemoveNode removes any member.
+enum class ConfChangeType : uint8_t {
+  kAddVoter = 0,
+  kAddLearner = 1,
+  kRemoveNode = 2,
+  kPromote = 3,
+  kAddWitness = 4,
+};
+inline constexpr int kConfChangeTypeCount = 5;
+const char* to_string(ConfChangeType t);
+
 struct ConfChange {
   ConfChangeType type = ConfChangeType::kAddVoter;
   NodeId node;
   bool operator==(const ConfChange&) const = default;
+};
+
+// What a caller asks for: one or more changes applied at once. A set that changes at most one
+// voter is applied directly (a single-server change) unless `joint` is set; anything larger goes
+// through a joint configuration. An empty set means "leave the joint configuration".
+struct ConfChangeSet {
+  std::vector<ConfChange> changes;
+  bool joint = false;
+  bool operator==(const ConfChangeSet&) const = default;
+};
+
+// What an EntryType::kConfChange entry carries: the request and the configuration it produces.
+// Every member adopts `result` as soon as the entry is in its log (thesis §4.1), so a follower
+// never recomputes (or disagrees about) a configuration.
+struct ConfEntry {
+  ConfChangeSet request;
+  ConfState result;
+  bool operator==(const ConfEntry&) const = default;
 };
 
 struct SnapshotMetadata {
