@@ -42,6 +42,22 @@ const char* to_string(ReadStatus s) {
 
 namespace {
 constexpr const char* kTransferContext = "balsa-transfer";
+
+// A node just removed may still answer the leader (so it learns of its removal), and a leader
+// that removed itself may still replicate and hand over until it steps down. Nothing else:
+// a removed node never takes part in an election.
+bool departing_may_send(MessageType t) {
+  switch (t) {
+    case MessageType::kAppResp:
+    case MessageType::kHeartbeatResp:
+    case MessageType::kApp:
+    case MessageType::kHeartbeat:
+    case MessageType::kTimeoutNow:
+      return true;
+    default:
+      return false;
+  }
+}
 }  // namespace
 
 Raft::Raft(const Config& config, const Storage* storage)
@@ -256,7 +272,7 @@ void Raft::step(const Message& m) {
   // Members hear only from members. A node outside its own configuration (joining, or removed)
   // cannot tell who leads until the log tells it, so it listens to anyone; it never votes or
   // campaigns, so it cannot disrupt anyone either.
-  if (!is_member(m.from) && is_member(id_)) {
+  if (!is_member(m.from) && is_member(id_) && !(tracker_.is_departing(m.from) && departing_may_send(m.type))) {
     stats_.non_member++;
     return;
   }
@@ -486,11 +502,19 @@ void Raft::step_leader(const Message& m) {
       handle_read_index_request(m.from, m.context);
       break;
     case MessageType::kAppResp:
-      handle_append_response(m, *tracker_.progress(m.from));
+    case MessageType::kHeartbeatResp: {
+      Progress* pr = tracker_.progress(m.from);
+      if (!pr) {
+        stats_.non_member++;  // a leader outside its own configuration hears anyone; not this
+        return;
+      }
+      if (m.type == MessageType::kAppResp) {
+        handle_append_response(m, *pr);
+      } else {
+        handle_heartbeat_response(m, *pr);
+      }
       break;
-    case MessageType::kHeartbeatResp:
-      handle_heartbeat_response(m, *tracker_.progress(m.from));
-      break;
+    }
     case MessageType::kTransferLeader:
       transfer_leadership(m.from);
       break;

@@ -232,7 +232,7 @@ class Raft {
   void apply_conf(const ConfState& cs);
   // Brings the active configuration in line with the log after entries were appended or
   // truncated; returns true if it changed.
-  bool sync_conf(const std::vector<Entry>& appended);
+  bool sync_conf(const std::vector<Entry>& appended, LogIndex floor);
   void record_conf_entry(const Entry& e);
   void after_commit();
   bool is_voter(NodeId id) const { return tracker_.is_voter(id); }

@@ -53,11 +53,11 @@ void Raft::init_conf(const Config& config, const Storage& storage) {
   }
   const ConfState& active =
       cfg_.planted_bug == PlantedBug::kConfOnCommit ? confs_.at(log_.committed()) : confs_.latest();
-  tracker_.set_conf(active, log_.last_index() + 1);
+  tracker_.set_conf(active, log_.last_index() + 1, confs_.latest_index());
 }
 
 void Raft::apply_conf(const ConfState& cs) {
-  tracker_.set_conf(cs, log_.last_index() + 1);
+  tracker_.set_conf(cs, log_.last_index() + 1, confs_.latest_index());
   stats_.conf_changes++;
   // The lease was earned from a quorum of the previous configuration.
   lease_.reset();
@@ -69,9 +69,9 @@ void Raft::apply_conf(const ConfState& cs) {
   }
 }
 
-bool Raft::sync_conf(const std::vector<Entry>& appended) {
-  // Committed entries are never truncated, so only configurations above the commit index can go.
-  const LogIndex floor = log_.committed();
+bool Raft::sync_conf(const std::vector<Entry>& appended, LogIndex floor) {
+  // Committed entries are never truncated, so only configurations above `floor` (the commit
+  // index before the append) can go.
   if (confs_.latest_index() > floor &&
       confs_.drop_missing(log_.last_index(), [&](LogIndex i) { return i <= floor ? Term{~0ull} : log_.term_or_zero(i); }))
     stats_.conf_rollbacks++;
@@ -93,7 +93,7 @@ bool Raft::sync_conf(const std::vector<Entry>& appended) {
 }
 
 void Raft::after_commit() {
-  if (cfg_.planted_bug == PlantedBug::kConfOnCommit) sync_conf({});
+  if (cfg_.planted_bug == PlantedBug::kConfOnCommit) sync_conf({}, log_.committed());
   if (role_ != Role::kLeader) return;
   if (reads_.has_deferred() && committed_entry_in_current_term()) {
     for (auto& [from, ctx] : reads_.take_deferred()) handle_read_index_request(from, std::move(ctx));

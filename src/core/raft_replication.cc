@@ -20,9 +20,10 @@ void Raft::handle_append(const Message& m) {
     send(std::move(resp));
     return;
   }
+  const LogIndex committed_before = log_.committed();
   if (auto last_new = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
     // A configuration takes effect as soon as its entry is in the log, and goes away with it.
-    sync_conf(m.entries);
+    sync_conf(m.entries, committed_before);
     resp.index = *last_new;
     send(std::move(resp));
     return;
@@ -43,7 +44,7 @@ void Raft::handle_append(const Message& m) {
 void Raft::handle_heartbeat(const Message& m) {
   // The leader bounds the commit index by our match, so it never exceeds what we hold.
   log_.commit_to(std::min(m.commit, log_.last_index()));
-  if (cfg_.planted_bug == PlantedBug::kConfOnCommit) sync_conf({});
+  if (cfg_.planted_bug == PlantedBug::kConfOnCommit) sync_conf({}, log_.committed());
   Message resp;
   resp.type = MessageType::kHeartbeatResp;
   resp.to = m.from;
@@ -92,7 +93,7 @@ bool Raft::append_entries(std::vector<Entry>* entries) {
   for (const Entry& e : *entries)
     if (e.type == EntryType::kConfChange) conf_entries.push_back(e);
   log_.append(std::move(*entries));
-  if (!conf_entries.empty()) sync_conf(conf_entries);
+  if (!conf_entries.empty()) sync_conf(conf_entries, log_.committed());
   // A single-voter cluster commits as soon as the entry is durable: see on_persisted().
   return true;
 }
@@ -235,6 +236,7 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     t.to = from;
     send(std::move(t));
   }
+  tracker_.maybe_forget_departing(from);
 }
 
 void Raft::handle_heartbeat_response(const Message& m, Progress& pr) {

@@ -98,12 +98,17 @@ class TestCluster {
   }
   // Returns false to drop; may rewrite the message in place.
   void set_filter(std::function<bool(Message&)> f) { filter_ = std::move(f); }
+  // Sees every Ready before it is processed (interaction tests print them).
+  void set_on_ready(std::function<void(NodeId, const Ready&)> f) { on_ready_ = std::move(f); }
+  // Removes a node (a crashed machine): its messages are dropped from now on.
+  void remove(uint64_t id) { peers_.erase(NodeId{id}); }
 
   // ---- the Ready dance for one node; returns true if there was a Ready.
   bool process_ready(NodeId id) {
     Peer& p = peers_.at(id);
     if (!p.node->has_ready()) return false;
     Ready rd = p.node->ready();
+    if (on_ready_) on_ready_(id, rd);
     for (Message& m : rd.messages) send(std::move(m));
     // Persist: snapshot first (it replaces the log), then entries, then the hard state.
     if (rd.snapshot) {
@@ -202,6 +207,7 @@ class TestCluster {
   std::set<std::pair<NodeId, NodeId>> cut_;
   std::set<NodeId> isolated_;
   std::function<bool(Message&)> filter_;
+  std::function<void(NodeId, const Ready&)> on_ready_;
 };
 
 // ---- single-node helpers for tests that drive one RawNode by hand.

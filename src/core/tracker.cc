@@ -1,14 +1,15 @@
 #include "core/tracker.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace balsa {
 namespace {
 bool has(const std::vector<NodeId>& v, NodeId id) { return std::find(v.begin(), v.end(), id) != v.end(); }
 }  // namespace
 
-void ProgressTracker::set_conf(const ConfState& conf, LogIndex next) {
-  conf_ = conf;
+void ProgressTracker::set_conf(const ConfState& conf, LogIndex next, LogIndex conf_index) {
+  const ConfState old = std::exchange(conf_, conf);
   std::unordered_map<NodeId, Progress> kept;
   auto add = [&](NodeId id, bool learner) {
     if (kept.contains(id)) return;
@@ -20,7 +21,26 @@ void ProgressTracker::set_conf(const ConfState& conf, LogIndex next) {
   for (NodeId id : conf.voters) add(id, false);
   for (NodeId id : conf.voters_outgoing) add(id, false);
   for (NodeId id : conf.learners) add(id, true);
+  departing_.clear();
+  for (const auto* set : {&old.voters, &old.voters_outgoing, &old.learners}) {
+    for (NodeId id : *set) {
+      auto it = progress_.find(id);
+      if (kept.contains(id) || it == progress_.end()) continue;
+      kept.emplace(id, it->second);
+      departing_[id] = conf_index;
+    }
+  }
   progress_ = std::move(kept);
+}
+
+void ProgressTracker::maybe_forget_departing(NodeId id) {
+  auto it = departing_.find(id);
+  if (it == departing_.end()) return;
+  const Progress* pr = progress(id);
+  if (!pr || pr->match >= it->second) {
+    progress_.erase(id);
+    departing_.erase(it);
+  }
 }
 
 void ProgressTracker::reset_progress(LogIndex next) {

@@ -19,15 +19,22 @@ class ProgressTracker {
       : max_inflight_(max_inflight), max_inflight_bytes_(max_inflight_bytes) {}
 
   const ConfState& conf() const { return conf_; }
-  // Switches to `conf`. Members that stay keep their progress; new ones start probing at `next`.
-  void set_conf(const ConfState& conf, LogIndex next);
+  // Switches to `conf` (the entry at `conf_index`). Members that stay keep their progress; new
+  // ones start probing at `next`. Members it removes stay tracked as departing (never counted
+  // in any quorum) until they acknowledge the entry that removed them, so that they learn of
+  // their removal and stop campaigning.
+  void set_conf(const ConfState& conf, LogIndex next, LogIndex conf_index);
+  // Tracked only until it learns of its removal (see set_conf).
+  bool is_departing(NodeId id) const { return !is_member(id) && progress_.contains(id); }
+  // Drops a departing node that acknowledged `match` if that covers its removal.
+  void maybe_forget_departing(NodeId id);
   // Forgets everything known about followers (a new term): all probe from `next`.
   void reset_progress(LogIndex next);
 
   bool is_voter(NodeId id) const;    // of either half
   bool is_learner(NodeId id) const;
   bool is_witness(NodeId id) const;
-  bool is_member(NodeId id) const { return progress_.contains(id); }
+  bool is_member(NodeId id) const { return is_voter(id) || is_learner(id); }
   bool joint() const { return conf_.joint(); }
   // The only voter of a non-joint configuration.
   bool single_voter(NodeId id) const;
@@ -57,6 +64,7 @@ class ProgressTracker {
   ConfState conf_;
   std::unordered_map<NodeId, Progress> progress_;
   std::unordered_map<NodeId, bool> votes_;
+  std::unordered_map<NodeId, LogIndex> departing_;  // removed node -> index that removed it
 };
 
 }  // namespace balsa
