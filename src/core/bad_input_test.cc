@@ -123,9 +123,16 @@ TEST_F(BadInput, StaleAppendIsAnsweredWithTheNewTermAndChangesNothing) {
   expect_cluster_works();
 }
 
+// Election and client traffic from outside the configuration is refused. (Replication traffic
+// is taken from anyone: a node's configuration may be stale, and only the leader can fix it.)
 TEST_F(BadInput, NonMemberSender_IgnoredAndCounted) {
+  int refused_types = 0;
   for (int t = 0; t < kMessageTypeCount; ++t) {
     const auto type = static_cast<MessageType>(t);
+    if (type == MessageType::kApp || type == MessageType::kHeartbeat || type == MessageType::kSnap ||
+        type == MessageType::kAppResp || type == MessageType::kHeartbeatResp)
+      continue;
+    refused_types++;
     for (uint64_t to : {1, 2}) {
       Message m = msg(type, 9, to, term + 3);  // even with a newer term
       m.index = I(1);
@@ -135,7 +142,7 @@ TEST_F(BadInput, NonMemberSender_IgnoredAndCounted) {
       expect_refused(m, &CoreStats::non_member);
     }
   }
-  EXPECT_EQ(c.node(2).stats().non_member, static_cast<uint64_t>(kMessageTypeCount));
+  EXPECT_EQ(c.node(2).stats().non_member, static_cast<uint64_t>(refused_types));
   expect_cluster_works();
 }
 

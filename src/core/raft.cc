@@ -46,6 +46,11 @@ constexpr const char* kTransferContext = "balsa-transfer";
 // A node just removed may still answer the leader (so it learns of its removal), and a leader
 // that removed itself may still replicate and hand over until it steps down. Nothing else:
 // a removed node never takes part in an election.
+bool from_leader_role(MessageType t) {
+  return t == MessageType::kApp || t == MessageType::kHeartbeat || t == MessageType::kSnap ||
+         t == MessageType::kAppResp || t == MessageType::kHeartbeatResp;
+}
+
 bool departing_may_send(MessageType t) {
   switch (t) {
     case MessageType::kAppResp:
@@ -269,10 +274,14 @@ void Raft::step(const Message& m) {
     stats_.invalid++;
     return;
   }
-  // Members hear only from members. A node outside its own configuration (joining, or removed)
-  // cannot tell who leads until the log tells it, so it listens to anyone; it never votes or
-  // campaigns, so it cannot disrupt anyone either.
-  if (!is_member(m.from) && is_member(id_) && !(tracker_.is_departing(m.from) && departing_may_send(m.type))) {
+  // Elections and client traffic come only from members: a removed node cannot disrupt. The
+  // leader's replication traffic is taken from anyone: our configuration may be stale (an
+  // uncommitted entry that removed the leader, or one we have not received yet that added it),
+  // and only the leader's appends can bring it up to date; Election Safety makes a leader of
+  // its term legitimate whatever we think the members are. A node outside its own
+  // configuration (joining, or removed) listens to anyone; it never votes or campaigns.
+  if (!is_member(m.from) && is_member(id_) && !from_leader_role(m.type) &&
+      !(tracker_.is_departing(m.from) && departing_may_send(m.type))) {
     stats_.non_member++;
     return;
   }

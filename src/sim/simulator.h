@@ -20,6 +20,7 @@ struct SimOptions {
   uint64_t seed = 1;
   int nodes = 5;
   PlantedBug planted_bug = PlantedBug::kNone;
+  bool membership = true;    // membership changes in the fault mix
   int safety_ticks = 300;    // ticks of faults
   int liveness_ticks = 300;  // bound for recovery after healing (a tick is 10 ms simulated)
   std::ostream* trace = nullptr;     // every event, one line each
@@ -36,6 +37,8 @@ struct SimResult {
   uint64_t elections = 0;    // leaders elected
   uint64_t crashes = 0;
   uint64_t messages = 0;
+  uint64_t conf_changes = 0;  // configuration changes proposed and appended
+  uint64_t lease_reads = 0;   // lease reads served (and checked)
 };
 
 SimResult run_simulation(const SimOptions& options);
