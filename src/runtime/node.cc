@@ -494,14 +494,14 @@ void Node::maybe_snapshot() {
   std::function<void(ByteSink&)> image;
   if (!std::exchange(snapshot_on_loop_next_, false)) image = sm_.snapshot_image();
   if (!image) {
-    log_.create_snapshot(applied, raw_->raft().conf(), [&](ByteSink& out) { sm_.save_snapshot(out); });
+    log_.create_snapshot(applied, raw_->raft().conf_at(applied), [&](ByteSink& out) { sm_.save_snapshot(out); });
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     snapshot_recorded(applied, t0, ms);
     return;
   }
   snapshot_loop_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   // The image is written and synced on bg_; the loop goes on appending, acking and applying.
-  snapshot_writer_ = std::shared_ptr<SnapshotWriter>(log_.begin_snapshot(applied, raw_->raft().conf()));
+  snapshot_writer_ = std::shared_ptr<SnapshotWriter>(log_.begin_snapshot(applied, raw_->raft().conf_at(applied)));
   snapshot_started_ = t0;
   bg_->post([this, alive = alive_, weak = std::weak_ptr<SnapshotWriter>(snapshot_writer_), applied,
              image = std::move(image)] {
