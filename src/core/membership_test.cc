@@ -87,7 +87,7 @@ class ReadyPrinter {
 };
 
 void expect_golden(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::path(__FILE__).parent_path() / "testdata" / (name + ".golden");
+  const auto path = std::filesystem::path(BALSA_CORE_TESTDATA) / (name + ".golden");
   if (const char* u = std::getenv("BALSA_UPDATE_GOLDEN"); u && std::string(u) == "1") {
     std::filesystem::create_directories(path.parent_path());
     std::ofstream(path) << text;
