@@ -12,7 +12,9 @@ TEST(ParseUrl, HostPort) {
   EXPECT_EQ(parse_url("http://127.0.0.1:2379").address(), "127.0.0.1:2379");
   EXPECT_EQ(parse_url("http://localhost:80/").address(), "localhost:80");
   EXPECT_EQ(parse_url("http://[::1]:2380").address(), "[::1]:2380");
-  EXPECT_THROW(parse_url("https://127.0.0.1:2379"), std::invalid_argument);
+  EXPECT_TRUE(parse_url("https://127.0.0.1:2379").tls);
+  EXPECT_FALSE(parse_url("http://127.0.0.1:2379").tls);
+  EXPECT_THROW(parse_url("unix://x:1"), std::invalid_argument);
   EXPECT_THROW(parse_url("127.0.0.1:2379"), std::invalid_argument);
   EXPECT_THROW(parse_url("http://127.0.0.1"), std::invalid_argument);
   EXPECT_THROW(parse_url("http://127.0.0.1:99999"), std::invalid_argument);

@@ -32,7 +32,7 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ct
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx, const pb::TxnRequest* req,
                                          pb::TxnResponse* resp) {
-  if (const kv::Status v = kv::MvccStore::validate(*req, kv::kDefaultMaxTxnOps); !v.ok())
+  if (const kv::Status v = kv::MvccStore::validate(*req, s_.limits().max_txn_ops); !v.ok())
     return finish_now(ctx, to_grpc(v));
   return s_.write(ctx, *req, resp, [](KvResult& r, pb::TxnResponse* out) { out->Swap(r.mutable_txn()); });
 }

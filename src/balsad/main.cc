@@ -2,7 +2,8 @@
 // Flags use etcd's names; `balsad --help` explains each.
 #include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
-#include <httplib.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
@@ -18,7 +19,12 @@
 #include <memory>
 #include <thread>
 
+#include "balsad/auto_compactor.h"
+#include "balsad/client_listener.h"
 #include "balsad/config.h"
+#include "balsad/config_flags.h"
+#include "balsad/http_gateway.h"
+#include "balsad/tls.h"
 #include "balsad/server.h"
 #include "balsad/service_context.h"
 #include "kv/command.h"
@@ -32,13 +38,6 @@ using namespace balsa;
 using namespace balsa::balsad;
 
 namespace {
-
-int64_t resident_memory_bytes() {
-  std::ifstream statm("/proc/self/statm");
-  int64_t pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * sysconf(_SC_PAGESIZE);
-}
 
 // <data-dir>/member/balsad-id names the member and cluster a data dir belongs to, so a restart
 // with flags that resolve to another member or cluster is refused instead of joining with a log
@@ -73,62 +72,84 @@ const char* role_name(Role r) {
   }
 }
 
+void setup_logging(const balsad::Config& cfg) {
+  std::vector<spdlog::sink_ptr> sinks;
+  for (const std::string& o : split(cfg.log_outputs, ',')) {
+    if (o == "default" || o == "stderr") sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    else if (o == "stdout") sinks.push_back(std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    else sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(o));  // throws spdlog_ex
+  }
+  if (sinks.empty()) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("balsad", sinks.begin(), sinks.end());
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%f%z %l [" + cfg.name + "] %v");
+  const std::string& l = cfg.log_level;
+  spdlog::set_level(l == "panic" || l == "fatal" ? spdlog::level::critical : spdlog::level::from_str(l));
+  spdlog::flush_on(spdlog::level::info);
+}
+
+// --wal-dir: the WAL lives there; <data-dir>/member/raft/wal is a symlink to it (made on the
+// first start), so restarts must name the same --wal-dir. Returns an error text or "".
+std::string prepare_wal_dir(const balsad::Config& cfg, const std::string& raft_dir, bool has_log) {
+  namespace fs = std::filesystem;
+  const fs::path link = fs::path(raft_dir) / "wal";
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(link, ec);
+  if (cfg.wal_dir.empty()) {
+    if (fs::is_symlink(st))
+      return "the data dir's WAL is in " + fs::read_symlink(link, ec).string() + ": pass --wal-dir " +
+             fs::read_symlink(link, ec).string();
+    return "";
+  }
+  fs::create_directories(cfg.wal_dir, ec);
+  if (ec) return "--wal-dir " + cfg.wal_dir + ": " + ec.message();
+  const fs::path want = fs::canonical(cfg.wal_dir, ec);
+  if (fs::exists(st)) {
+    if (!fs::is_symlink(st))
+      return "the data dir holds its WAL itself (" + link.string() + "); moving it to --wal-dir is not supported";
+    if (fs::canonical(link, ec) != want)
+      return "the data dir's WAL is in " + fs::read_symlink(link, ec).string() + ", not --wal-dir " + cfg.wal_dir;
+    return "";
+  }
+  if (has_log) return "the data dir has a Raft log but no WAL; refusing to start";
+  fs::create_directories(raft_dir, ec);
+  fs::create_directory_symlink(want, link, ec);
+  if (ec) return "cannot link " + link.string() + " to --wal-dir: " + ec.message();
+  const int dfd = ::open(raft_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   balsad::Config cfg;
   CLI::App app{"balsad: an etcd v3 API compatible key-value server replicated with Balsa's Raft.\n"
-               "Flags follow etcd's names and meanings. URLs are http://host:port (no TLS yet)."};
+               "Flags, ETCD_* environment variables and --config-file follow etcd 3.4's names, meanings and\n"
+               "defaults. docs/balsad.md has the table of every etcd flag and what balsad does with it."};
   app.set_help_flag("-h,--help", "Print this help and exit");
-  app.add_option("--name", cfg.name, "Human-readable name for this member; must appear in --initial-cluster")
-      ->capture_default_str();
-  app.add_option("--data-dir", cfg.data_dir, "Path to the data directory (default: <name>.etcd)");
-  app.add_option("--listen-client-urls", cfg.listen_client_urls,
-                 "Comma-separated URLs to serve the etcd v3 gRPC API on (KV, Maintenance, Cluster)")
-      ->capture_default_str();
-  app.add_option("--advertise-client-urls", cfg.advertise_client_urls,
-                 "This member's client URLs as reported by MemberList")
-      ->capture_default_str();
-  app.add_option("--listen-peer-urls", cfg.listen_peer_urls,
-                 "URL to listen on for Raft traffic from peers (plain gRPC; the first URL is used)")
-      ->capture_default_str();
-  app.add_option("--initial-advertise-peer-urls", cfg.initial_advertise_peer_urls,
-                 "This member's peer URLs; must equal its entry in --initial-cluster")
-      ->capture_default_str();
-  app.add_option("--initial-cluster", cfg.initial_cluster,
-                 "All members: name=http://host:port,... (default: <name>=<initial-advertise-peer-urls>)");
-  app.add_option("--initial-cluster-state", cfg.initial_cluster_state,
-                 "new: bootstrap from --initial-cluster (or restart, if the data dir has a log). existing: "
-                 "restart from the data dir; refused when it is empty (joining as a new member, after "
-                 "'etcdctl member add', is not supported yet)")
-      ->capture_default_str();
-  app.add_option("--initial-cluster-token", cfg.initial_cluster_token,
-                 "Cluster token: member and cluster ids are derived from it")
-      ->capture_default_str();
-  app.add_option("--heartbeat-interval", cfg.heartbeat_interval_ms, "Time (ms) of a heartbeat interval (the Raft tick)")
-      ->capture_default_str();
-  app.add_option("--election-timeout", cfg.election_timeout_ms,
-                 "Time (ms) for an election to time out; at least 5 heartbeat intervals")
-      ->capture_default_str();
-  app.add_option("--snapshot-count", cfg.snapshot_count, "Number of applied entries between local snapshots")
-      ->capture_default_str();
-  app.add_option("--listen-metrics-urls", cfg.listen_metrics_urls,
-                 "URLs to serve /metrics (Prometheus) and /health on over HTTP. balsad's client port is "
-                 "gRPC only, so unlike etcd these are not served on the client URLs");
-  app.add_option("--log-level", cfg.log_level, "debug, info, warn or error")->capture_default_str();
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print the version and exit");
+  add_etcd_flags(app, cfg);
 
+  std::vector<std::string> warnings;
+  Cluster cluster;
   try {
     app.parse(argc, argv);
+    if (show_version) {
+      std::printf("balsad Version: %s (etcd API)\n", kEtcdVersion);
+      return 0;
+    }
+    finish_config(app, cfg, &warnings);
+    cluster = resolve(cfg);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "balsad: %s\nRun 'balsad --help' for the flags.\n", e.what());
     return 2;
-  }
-
-  Cluster cluster;
-  try {
-    cluster = resolve(cfg);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "balsad: %s\n", e.what());
     return 2;
@@ -139,8 +160,15 @@ int main(int argc, char** argv) {
   // balsad's CPU under `etcdctl check perf` (perf: libabsl_graphcycles_internal + synchronization).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%f%z %^%l%$ [" + cfg.name + "] %v");
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  try {
+    setup_logging(cfg);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "balsad: --log-outputs: %s\n", e.what());
+    return 2;
+  }
+  for (const auto& w : warnings) spdlog::warn("{}", w);
+  // gRPC reads its TLS cipher list once, at its first use: set it before anything touches gRPC.
+  if (!cfg.cipher_suites.empty()) ::setenv("GRPC_SSL_CIPHER_SUITES", openssl_cipher_list(cfg.cipher_suites).c_str(), 1);
 
   // SIGTERM/SIGINT are taken by the main thread with sigtimedwait; block them before any thread starts.
   sigset_t sigs;
@@ -155,15 +183,42 @@ int main(int argc, char** argv) {
                kEtcdVersion, me.name, hex_id(me.member_id), hex_id(cluster.cluster_id), me.node_id.value, cfg.data_dir,
                cluster.members.size());
 
+  // Client TLS: one context for every https:// client (and metrics) URL.
+  TlsFiles client_tls{cfg.cert_file, cfg.key_file, cfg.trusted_ca_file, cfg.client_cert_auth, cfg.auto_tls};
+  SslCtxPtr client_ssl;
+  try {
+    bool any_tls = false;
+    for (const auto& u : split(cfg.listen_client_urls + "," + cfg.listen_metrics_urls, ','))
+      any_tls |= parse_url(u).tls;
+    if (any_tls) {
+      if (cfg.auto_tls && cfg.cert_file.empty()) {
+        std::vector<std::string> hosts;
+        for (const auto& u : split(cfg.listen_client_urls, ',')) hosts.push_back(parse_url(u).host);
+        ensure_self_signed(path_join(cfg.data_dir, "fixtures/client"), hosts, &client_tls);
+        if (cfg.client_cert_auth) spdlog::warn("--auto-tls with --client-cert-auth: clients need certificates from --trusted-ca-file");
+        spdlog::info("--auto-tls: serving a self-signed certificate from {}", client_tls.cert_file);
+      }
+      if (client_tls.cert_file.empty()) {
+        spdlog::critical("--listen-metrics-urls has an https:// URL but neither --cert-file nor --auto-tls is set");
+        return 2;
+      }
+      client_ssl = make_server_ctx(client_tls, openssl_cipher_list(cfg.cipher_suites));
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("client TLS: {}", e.what());
+    return 1;
+  }
+
   PosixFileSystem fs;
   std::unique_ptr<DurableLog> log;
   try {
     const std::string member_dir = path_join(cfg.data_dir, "member");
     const std::string dir = path_join(member_dir, "raft");
     const std::string id_path = path_join(member_dir, "balsad-id");
-    bool has_log = false;  // any file under member/raft (wal/ and snap/ hold them)
+    bool has_log = false;  // any file under member/raft (wal/ and snap/ hold them; wal/ may link to --wal-dir)
     std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+    for (auto it = std::filesystem::recursive_directory_iterator(
+             dir, std::filesystem::directory_options::follow_directory_symlink, ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
       if (it->is_regular_file()) has_log = true;
     const std::string identity = identity_text(cluster);
@@ -204,8 +259,14 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
+    if (const std::string why = prepare_wal_dir(cfg, dir, has_log); !why.empty()) {
+      spdlog::critical("{}", why);
+      return 1;
+    }
     fs.create_dirs(dir);
-    log = DurableLog::open(fs, dir);
+    DurableLogOptions lopt;
+    lopt.keep_snapshots = cfg.max_snapshots;
+    log = DurableLog::open(fs, dir, lopt);
   } catch (const std::exception& e) {
     spdlog::critical("cannot open data dir {}: {}", cfg.data_dir, e.what());
     return 1;
@@ -217,6 +278,15 @@ int main(int argc, char** argv) {
   topt.self = me.node_id;
   topt.cluster_id = cluster.cluster_id;
   topt.listen_address = parse_url(split(cfg.listen_peer_urls, ',').front()).address();
+  if (!cfg.peer_cert_file.empty()) {
+    GrpcTransportTls t;
+    t.ca_file = cfg.peer_trusted_ca_file;
+    t.cert_file = cfg.peer_cert_file;
+    t.key_file = cfg.peer_key_file;
+    t.require_client_cert = cfg.peer_client_cert_auth;
+    topt.tls = t;
+  }
+  topt.max_message_bytes = std::max<size_t>(topt.max_message_bytes, cfg.max_request_bytes * 4);
   GrpcTransport transport(topt);
   for (const Member& m : cluster.members)
     if (m.node_id != me.node_id) transport.add_peer(m.node_id, parse_url(m.peer_urls.front()).address());
@@ -227,9 +297,10 @@ int main(int argc, char** argv) {
   nopt.tick_interval = std::chrono::milliseconds(cfg.heartbeat_interval_ms);
   nopt.election_ticks = cfg.election_timeout_ms / cfg.heartbeat_interval_ms;
   nopt.heartbeat_ticks = 1;
+  nopt.pre_vote = cfg.pre_vote;
   nopt.snapshot_entries = cfg.snapshot_count;
   nopt.catchup_entries = std::min<uint64_t>(5000, cfg.snapshot_count);
-  nopt.max_request_bytes = kv::kDefaultMaxRequestBytes + 1024;
+  nopt.max_request_bytes = cfg.max_request_bytes + 1024;
   nopt.on_fatal = [](const std::string& why) {
     spdlog::critical("fatal storage error, exiting: {}", why);
     spdlog::shutdown();
@@ -244,51 +315,66 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot start the Raft node (peer URL {}): {}", cfg.listen_peer_urls, e.what());
     return 1;
   }
-  spdlog::info("serving peer traffic on {}", topt.listen_address);
+  spdlog::info("serving peer traffic on {} ({})", topt.listen_address,
+               topt.tls ? (cfg.peer_client_cert_auth ? "mutual TLS" : "TLS") : "plaintext");
 
-  ClientServices services(cluster, *node, sm);
+  AutoCompactor compactor(cfg, *node, sm);
+
+  ServiceLimits limits;
+  limits.max_request_bytes = cfg.max_request_bytes;
+  limits.max_txn_ops = static_cast<int>(std::min<uint64_t>(cfg.max_txn_ops, INT32_MAX));
+  ClientServices services(cluster, *node, sm, limits);
   grpc::ServerBuilder builder;
-  for (const std::string& url : split(cfg.listen_client_urls, ','))
-    builder.AddListeningPort(parse_url(url).address(), grpc::InsecureServerCredentials());
-  builder.SetMaxReceiveMessageSize(static_cast<int>(kv::kDefaultMaxRequestBytes + 512 * 1024));
+  // No listening port: the client listeners hand gRPC each connection (client_listener.h).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_request_bytes + 512 * 1024));
   builder.SetMaxSendMessageSize(INT32_MAX);
+  if (const int64_t ms = parse_go_duration_ms(cfg.grpc_keepalive_interval); ms > 0)
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(std::min<int64_t>(ms, INT32_MAX)));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             static_cast<int>(std::min<int64_t>(parse_go_duration_ms(cfg.grpc_keepalive_timeout), INT32_MAX)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             static_cast<int>(std::min<int64_t>(parse_go_duration_ms(cfg.grpc_keepalive_min_time), INT32_MAX)));
   services.register_on(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) {
-    spdlog::critical("cannot listen on client URLs {}", cfg.listen_client_urls);
+    spdlog::critical("cannot start the client gRPC server");
     node->stop();
     return 1;
   }
-  spdlog::info("serving client gRPC on {}", cfg.listen_client_urls);
 
-  std::vector<std::unique_ptr<httplib::Server>> http_servers;
-  std::vector<std::thread> http_threads;
-  for (const std::string& url : split(cfg.listen_metrics_urls, ',')) {
-    auto http = std::make_unique<httplib::Server>();
-    Node* n = node.get();
-    http->Get("/metrics", [n](const httplib::Request&, httplib::Response& res) {
-      std::string body = n->metrics().render_prometheus();
-      body += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-              "# TYPE process_resident_memory_bytes gauge\n";
-      body += "process_resident_memory_bytes " + std::to_string(resident_memory_bytes()) + "\n";
-      res.set_content(body, "text/plain; version=0.0.4");
-    });
-    http->Get("/health", [n](const httplib::Request&, httplib::Response& res) {
-      const bool ok = n->status().leader != kNoNode;
-      res.status = ok ? 200 : 503;
-      res.set_content(ok ? R"({"health":"true"})" : R"({"health":"false"})", "application/json");
-    });
+  HttpFront client_http, metrics_http;
+  add_probe_routes(client_http, services.context(), true);
+  if (cfg.enable_grpc_gateway) {
+    grpc::ChannelArguments gw_args;
+    gw_args.SetMaxReceiveMessageSize(-1);
+    gw_args.SetMaxSendMessageSize(-1);
+    add_gateway_routes(client_http, server->InProcessChannel(gw_args));
+  }
+  client_http.set_payload_max_length(cfg.max_request_bytes * 2 + (1 << 20));  // base64 and JSON overhead
+  add_probe_routes(metrics_http, services.context(), false);
+  std::vector<std::unique_ptr<ClientListener>> listeners;
+  auto listen_on = [&](const std::string& url, bool client) {
     const HostPort hp = parse_url(url);
-    if (!http->bind_to_port(hp.host, hp.port)) {
-      spdlog::critical("cannot listen on metrics URL {}", url);
-      server->Shutdown();
-      node->stop();
-      return 1;
+    auto l = std::make_unique<ClientListener>(url, hp, hp.tls ? client_ssl.get() : nullptr,
+                                              client ? server.get() : nullptr, client ? &client_http : &metrics_http);
+    l->start();
+    listeners.push_back(std::move(l));
+  };
+  try {
+    for (const std::string& url : split(cfg.listen_client_urls, ',')) {
+      listen_on(url, true);
+      spdlog::info("serving client requests (gRPC and HTTP/1.1{}) on {}", parse_url(url).tls ? ", TLS" : "", url);
     }
-    httplib::Server* raw = http.get();
-    http_threads.emplace_back([raw] { raw->listen_after_bind(); });
-    http_servers.push_back(std::move(http));
-    spdlog::info("serving /metrics and /health on {}", url);
+    for (const std::string& url : split(cfg.listen_metrics_urls, ',')) {
+      listen_on(url, false);
+      spdlog::info("serving /metrics and /health on {}", url);
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    for (auto& l : listeners) l->stop();
+    node->stop();
+    server->Shutdown();
+    return 1;
   }
 
   // This member's name and client URLs go through the log once per start (etcd's "publish"),
@@ -338,9 +424,8 @@ int main(int argc, char** argv) {
   // Stopping the node first fails every pending request (kStopped), so the gRPC server has no
   // outstanding reactor left when it shuts down.
   node->stop();
+  for (auto& l : listeners) l->stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  for (auto& h : http_servers) h->stop();
-  for (auto& t : http_threads) t.join();
   spdlog::info("stopped");
   return 0;
 }

@@ -8,17 +8,19 @@
 namespace balsa::balsad {
 
 struct ClientServices::Services {
-  Services(const Cluster& cluster, Node& node, kv::KvStateMachine& sm)
-      : context(cluster, node, sm), kv(context), maintenance(context), cluster_svc(context) {}
+  Services(const Cluster& cluster, Node& node, kv::KvStateMachine& sm, const ServiceLimits& limits)
+      : context(cluster, node, sm, limits), kv(context), maintenance(context), cluster_svc(context) {}
   ServiceContext context;
   KvService kv;
   MaintenanceService maintenance;
   ClusterService cluster_svc;
 };
 
-ClientServices::ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm)
-    : services_(std::make_unique<Services>(cluster, node, sm)) {}
+ClientServices::ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm,
+                               const ServiceLimits& limits)
+    : services_(std::make_unique<Services>(cluster, node, sm, limits)) {}
 ClientServices::~ClientServices() = default;
+ServiceContext& ClientServices::context() { return services_->context; }
 
 void ClientServices::register_on(grpc::ServerBuilder& builder) {
   builder.RegisterService(&services_->kv);

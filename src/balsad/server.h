@@ -16,10 +16,16 @@
 
 namespace balsa::balsad {
 
+class ServiceContext;
+struct ServiceLimits;
+
 class ClientServices {
  public:
-  ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm);
+  ClientServices(const Cluster& cluster, Node& node, kv::KvStateMachine& sm, const ServiceLimits& limits);
   ~ClientServices();
+
+  // What the services share (the HTTP gateway reuses its write and read paths).
+  ServiceContext& context();
 
   // Registers every service on `builder`; `this` must outlive the server.
   void register_on(grpc::ServerBuilder& builder);

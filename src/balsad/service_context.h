@@ -61,10 +61,18 @@ class ReadPool {
   std::vector<std::thread> threads_;
 };
 
+// etcd's request limits (--max-request-bytes, --max-txn-ops).
+struct ServiceLimits {
+  size_t max_request_bytes = kv::kDefaultMaxRequestBytes;
+  int max_txn_ops = kv::kDefaultMaxTxnOps;
+};
+
 class ServiceContext {
  public:
-  ServiceContext(const Cluster& cluster, Node& node, kv::KvStateMachine& sm)
-      : cluster_(cluster), node_(node), sm_(sm) {}
+  ServiceContext(const Cluster& cluster, Node& node, kv::KvStateMachine& sm, const ServiceLimits& limits = {})
+      : cluster_(cluster), node_(node), sm_(sm), limits_(limits) {}
+
+  const ServiceLimits& limits() const { return limits_; }
 
   const Cluster& cluster() const { return cluster_; }
   Node& node() { return node_; }
@@ -82,7 +90,7 @@ class ServiceContext {
   grpc::ServerUnaryReactor* write(grpc::CallbackServerContext* ctx, const Req& req, Resp* resp, Extract extract) {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::string data;
-    const kv::Status enc = kv::encode_command(kv::make_command(next_request_++, req), &data);
+    const kv::Status enc = kv::encode_command(kv::make_command(next_request_++, req), &data, limits_.max_request_bytes);
     if (!enc.ok()) {
       reactor->Finish(to_grpc(enc));
       return reactor;
@@ -132,6 +140,7 @@ class ServiceContext {
   const Cluster& cluster_;
   Node& node_;
   kv::KvStateMachine& sm_;
+  const ServiceLimits limits_;
   std::atomic<uint64_t> next_request_{1};
   ReadPool reads_{2};
 };

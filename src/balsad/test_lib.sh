@@ -41,7 +41,7 @@ ENDPOINTS=""
 for _i in "${!NAMES[@]}"; do
   _n=${NAMES[$_i]}
   CPORT[$_n]=${_PORTS[$((3 * _i))]}; PPORT[$_n]=${_PORTS[$((3 * _i + 1))]}; MPORT[$_n]=${_PORTS[$((3 * _i + 2))]}
-  CLUSTER+="${CLUSTER:+,}$_n=http://127.0.0.1:${PPORT[$_n]}"
+  CLUSTER+="${CLUSTER:+,}$_n=${PSCHEME:-http}://127.0.0.1:${PPORT[$_n]}"
   ENDPOINTS+="${ENDPOINTS:+,}127.0.0.1:${CPORT[$_n]}"
 done
 
@@ -53,8 +53,8 @@ member_args() {
   local n=$1
   shift
   ARGS=(--name "$n" --data-dir "${DATA_DIR:-$DIR/$n}" --initial-cluster-token "${CLUSTER_TOKEN:-$TOKEN}" \
-    --listen-client-urls "http://127.0.0.1:${CPORT[$n]}" --advertise-client-urls "http://127.0.0.1:${CPORT[$n]}" \
-    --listen-peer-urls "http://127.0.0.1:${PPORT[$n]}" --initial-advertise-peer-urls "http://127.0.0.1:${PPORT[$n]}" \
+    --listen-client-urls "${CSCHEME:-http}://127.0.0.1:${CPORT[$n]}" --advertise-client-urls "${CSCHEME:-http}://127.0.0.1:${CPORT[$n]}" \
+    --listen-peer-urls "${PSCHEME:-http}://127.0.0.1:${PPORT[$n]}" --initial-advertise-peer-urls "${PSCHEME:-http}://127.0.0.1:${PPORT[$n]}" \
     --listen-metrics-urls "http://127.0.0.1:${MPORT[$n]}" \
     --initial-cluster "${INITIAL_CLUSTER:-$CLUSTER}" --log-level "${LOG_LEVEL:-info}" --election-timeout "$ELECTION_MS" \
     --heartbeat-interval 100 --snapshot-count "${SNAPSHOT_COUNT:-100000}" "$@")
