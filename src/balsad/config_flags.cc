@@ -36,7 +36,6 @@ const std::vector<Flag>& flags() {
       {"listen-metrics-urls", &Config::listen_metrics_urls, "Extra URLs serving only /metrics and /health", ""},
       {"max-snapshots", &Config::max_snapshots, "Snapshot files to keep", ""},
       {"max-wals", &Config::max_wals, "Accepted for etcd; balsad removes WAL segments once a snapshot covers them", ""},
-      {"quota-backend-bytes", &Config::quota_backend_bytes, "Space quota of the store in bytes (0: 2 GiB); over it: NOSPACE alarm", ""},
       {"max-txn-ops", &Config::max_txn_ops, "Maximum operations in one transaction", ""},
       {"max-request-bytes", &Config::max_request_bytes, "Maximum client request size in bytes", ""},
       {"grpc-keepalive-min-time", &Config::grpc_keepalive_min_time, "Minimum interval a client may ping the server", ""},
@@ -81,6 +80,7 @@ struct Refused {
 const std::vector<Refused>& refused() {
   static const std::vector<Refused> table = {
       {"enable-v2", "false", "balsad serves etcd's v3 API only"},
+      {"quota-backend-bytes", "0", "the space quota and its NOSPACE alarm are not enforced yet"},
       {"experimental-enable-v2v3", "", "balsad serves etcd's v3 API only"},
       {"discovery", "", "discovery is not supported: list every member in --initial-cluster"},
       {"discovery-fallback", "proxy", "discovery is not supported"},
@@ -231,7 +231,7 @@ void add_etcd_flags(CLI::App& app, Config& cfg) {
             o = app.add_flag(opt, cfg.*member, f.help);
           } else {
             o = app.add_option(opt, cfg.*member, f.help);
-            o->capture_default_str();
+            o->capture_default_str()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // as Go's flags
           }
           o->group(*f.group ? f.group : "Member");
         },

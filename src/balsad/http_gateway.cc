@@ -130,7 +130,7 @@ int http_status(grpc::StatusCode c) {  // grpc-gateway's HTTPStatusFromCode
 }
 
 void error_body(httplib::Response& res, int code, const std::string& msg) {
-  nlohmann::json j = {{"error", msg}, {"message", msg}, {"code", code}};
+  nlohmann::ordered_json j = {{"error", msg}, {"message", msg}, {"code", code}};
   res.status = http_status(static_cast<grpc::StatusCode>(code));
   res.set_content(j.dump(), "application/json");
 }

@@ -1,4 +1,8 @@
-// etcd's Maintenance service: Status, HashKV, MoveLeader.
+// etcd's Maintenance service: Status, HashKV, MoveLeader, Snapshot, Defragment, Alarm.
+//
+// Snapshot streams snapshot_file.h's format: the state machine's point-in-time image is first
+// spooled to an unlinked file in the data dir (written by a background thread, as local Raft
+// snapshots are, so applies go on), then sent in 1 MiB messages ending with its SHA-256.
 #pragma once
 
 #include "balsad/service_context.h"
@@ -17,6 +21,12 @@ class MaintenanceService final : public ::etcdserverpb::Maintenance::CallbackSer
   grpc::ServerUnaryReactor* MoveLeader(grpc::CallbackServerContext* ctx,
                                        const ::etcdserverpb::MoveLeaderRequest* req,
                                        ::etcdserverpb::MoveLeaderResponse* resp) override;
+  grpc::ServerWriteReactor<::etcdserverpb::SnapshotResponse>* Snapshot(
+      grpc::CallbackServerContext* ctx, const ::etcdserverpb::SnapshotRequest* req) override;
+  grpc::ServerUnaryReactor* Defragment(grpc::CallbackServerContext* ctx, const ::etcdserverpb::DefragmentRequest* req,
+                                       ::etcdserverpb::DefragmentResponse* resp) override;
+  grpc::ServerUnaryReactor* Alarm(grpc::CallbackServerContext* ctx, const ::etcdserverpb::AlarmRequest* req,
+                                  ::etcdserverpb::AlarmResponse* resp) override;
 
  private:
   ServiceContext& s_;

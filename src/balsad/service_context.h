@@ -61,10 +61,11 @@ class ReadPool {
   std::vector<std::thread> threads_;
 };
 
-// etcd's request limits (--max-request-bytes, --max-txn-ops).
+// etcd's request limits (--max-request-bytes, --max-txn-ops) and the member's data dir.
 struct ServiceLimits {
   size_t max_request_bytes = kv::kDefaultMaxRequestBytes;
   int max_txn_ops = kv::kDefaultMaxTxnOps;
+  std::string data_dir;  // Status sizes; Maintenance.Snapshot spools its image here
 };
 
 class ServiceContext {
