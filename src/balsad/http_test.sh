@@ -43,6 +43,7 @@ run() {
 }
 run "$EC" >"$DIR/etcd.out"
 run "${CPORT[h1]}" >"$DIR/balsad.out"
+grep -q "\"kvs\":\[{\"key\":\"Zm9v\"" "$DIR/etcd.out" || fail "etcd did not answer the sequence: $(cat "$DIR/etcd.out")"
 diff "$DIR/etcd.out" "$DIR/balsad.out" >"$DIR/diff.out" || fail "HTTP responses differ from etcd's:
 $(cat "$DIR/diff.out")"
 echo "ok: $(wc -l <"$DIR/etcd.out") HTTP requests answered as etcd answers them"

@@ -2,7 +2,8 @@
 // for a request. One file per service (kv_service, maintenance_service, cluster_service); what
 // they share (the write and read paths, the response header) is in service_context.h.
 //
-// Implemented: KV.Range/Put/DeleteRange/Txn/Compact, Maintenance.Status/HashKV/MoveLeader,
+// Implemented: KV.Range/Put/DeleteRange/Txn/Compact, Maintenance.Status/HashKV/MoveLeader/
+// Snapshot/Defragment/Alarm,
 // Cluster.MemberList. Everything else answers UNIMPLEMENTED.
 #pragma once
 
