@@ -118,3 +118,124 @@ TEST(Resolve, SingleMemberDefaults) {
 
 }  // namespace
 }  // namespace balsa::balsad
+
+// ---- etcd's configuration sources (config_flags.h), durations, cipher names, snapshot files ----
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <fstream>
+
+#include "balsad/config_flags.h"
+#include "balsad/snapshot_file.h"
+#include "balsad/tls.h"
+
+namespace balsa::balsad {
+namespace {
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+TEST(GoDuration, Parses) {
+  EXPECT_EQ(parse_go_duration_ms("0"), 0);
+  EXPECT_EQ(parse_go_duration_ms("5s"), 5000);
+  EXPECT_EQ(parse_go_duration_ms("2h"), 7200000);
+  EXPECT_EQ(parse_go_duration_ms("1h30m"), 5400000);
+  EXPECT_EQ(parse_go_duration_ms("100ms"), 100);
+  EXPECT_EQ(parse_go_duration_ms("1.5s"), 1500);
+  EXPECT_THROW(parse_go_duration_ms(""), std::invalid_argument);
+  EXPECT_THROW(parse_go_duration_ms("5"), std::invalid_argument);
+  EXPECT_THROW(parse_go_duration_ms("5x"), std::invalid_argument);
+  Config c;
+  c.auto_compaction_retention = "3";  // periodic: a bare number counts hours
+  EXPECT_EQ(auto_compaction_period_ms(c), 3 * 3600 * 1000);
+}
+
+TEST(CipherSuites, GoNamesMapToOpenSsl) {
+  EXPECT_EQ(openssl_cipher_list("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+            "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384");
+  EXPECT_EQ(openssl_cipher_list(""), "");
+  EXPECT_THROW(openssl_cipher_list("TLS_RSA_WITH_RC4_128_SHA"), std::invalid_argument);
+}
+
+TEST(ConfigFile, ReadsEtcdYaml) {
+  Config c;
+  load_config_file(write_temp("ok.yaml", "name: m1\n"
+                                         "listen-client-urls: [http://127.0.0.1:1, http://127.0.0.1:2]\n"
+                                         "max-txn-ops: 7\n"
+                                         "pre-vote: true\n"
+                                         "enable-v2: false\n"
+                                         "proxy: 'off'\n"
+                                         "client-transport-security:\n"
+                                         "  cert-file: /c.pem\n"
+                                         "  client-cert-auth: true\n"
+                                         "peer-transport-security:\n"
+                                         "  trusted-ca-file: /ca.pem\n"),
+                   c);
+  EXPECT_EQ(c.name, "m1");
+  EXPECT_EQ(c.listen_client_urls, "http://127.0.0.1:1,http://127.0.0.1:2");
+  EXPECT_EQ(c.max_txn_ops, 7u);
+  EXPECT_TRUE(c.pre_vote);
+  EXPECT_EQ(c.cert_file, "/c.pem");
+  EXPECT_TRUE(c.client_cert_auth);
+  EXPECT_EQ(c.peer_trusted_ca_file, "/ca.pem");
+  EXPECT_TRUE(c.key_file.empty());
+}
+
+TEST(ConfigFile, RefusesBadFiles) {
+  auto message = [](const std::string& text) {
+    Config c;
+    try {
+      load_config_file(write_temp("bad.yaml", text), c);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message("name: [x\n").find("is not valid YAML: line"), std::string::npos);
+  EXPECT_NE(message("name: x\nnmae: y\n").find("line 2: unknown key 'nmae'"), std::string::npos);
+  EXPECT_NE(message("enable-v2: true\n").find("enable-v2 is not supported"), std::string::npos);
+  EXPECT_NE(message("max-txn-ops: -1\n").find("is not a valid value"), std::string::npos);
+  EXPECT_NE(message("peer-transport-security:\n  bogus: 1\n").find("unknown key 'bogus'"), std::string::npos);
+  EXPECT_NE(message("- a\n- b\n").find("must be a mapping"), std::string::npos);
+}
+
+TEST(EnvVars, ApplyUnlessShadowedByAFlag) {
+  ::setenv("ETCD_MAX_TXN_OPS", "9", 1);
+  ::setenv("ETCD_NAME", "from-env", 1);
+  Config c;
+  CLI::App app;
+  add_etcd_flags(app, c);
+  const char* argv[] = {"balsad", "--name", "from-flag"};
+  app.parse(3, const_cast<char**>(argv));
+  std::vector<std::string> warnings;
+  finish_config(app, c, &warnings);
+  ::unsetenv("ETCD_MAX_TXN_OPS");
+  ::unsetenv("ETCD_NAME");
+  EXPECT_EQ(c.max_txn_ops, 9u);
+  EXPECT_EQ(c.name, "from-flag");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("ETCD_NAME is shadowed"), std::string::npos);
+}
+
+TEST(SnapshotFile, VerifiesLayoutAndChecksum) {
+  const std::string image = "BALSASM2 image bytes";
+  std::string file = snapshot_prefix(image.size()) + image + std::string(snapshot_padding(image.size()), '\0');
+  ASSERT_EQ(file.size() % kSnapshotAlign, 0u);
+  Sha256 sha;
+  sha.update(file.data(), file.size());
+  file += sha.finish();
+  EXPECT_EQ(verify_snapshot_file(write_temp("good.db", file)), image.size());
+  std::string altered = file;
+  altered[20] ^= 1;
+  EXPECT_THROW(verify_snapshot_file(write_temp("altered.db", altered)), std::runtime_error);
+  EXPECT_EQ(verify_snapshot_file(write_temp("altered2.db", altered), /*skip_hash_check=*/true), image.size());
+  EXPECT_THROW(verify_snapshot_file(write_temp("short.db", file.substr(0, file.size() - 1))), std::runtime_error);
+  std::string padded = file;
+  padded[kSnapshotPrefixBytes + image.size() + 3] = 'x';  // non-zero padding
+  EXPECT_THROW(verify_snapshot_file(write_temp("pad.db", padded), true), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace balsa::balsad
