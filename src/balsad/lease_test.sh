@@ -65,16 +65,9 @@ GOT=$(sequence "$ENDPOINTS")
 echo "$GOT"
 
 if command -v etcd >/dev/null; then
-  read -r -a EP <<<"$(free_ports 2)"
-  etcd --name ref --data-dir "$DIR/etcd" --listen-client-urls "http://127.0.0.1:${EP[0]}" \
-    --advertise-client-urls "http://127.0.0.1:${EP[0]}" --listen-peer-urls "http://127.0.0.1:${EP[1]}" \
-    --initial-advertise-peer-urls "http://127.0.0.1:${EP[1]}" --initial-cluster "ref=http://127.0.0.1:${EP[1]}" \
-    >"$DIR/etcd.log" 2>&1 &
-  ETCD_PID=$!
-  EXTRA_PIDS+=("$ETCD_PID")
-  for _ in $(seq 100); do etcdctl --endpoints=127.0.0.1:${EP[0]} endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
-  REF=$(sequence "127.0.0.1:${EP[0]}")
-  kill -9 "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null
+  start_reference_etcd
+  REF=$(sequence "$REF_EP")
+  stop_reference_etcd
   if [[ "$REF" != "$GOT" ]]; then
     diff <(echo "$REF") <(echo "$GOT")
     fail "balsad's etcdctl lease output differs from etcd $(etcd --version | head -1)'s"

@@ -149,3 +149,20 @@ hashkv_distinct() {
   for n in "${!PID[@]}"; do eps+="${eps:+,}$(ep "$n")"; done
   etcdctl --endpoints="$eps" endpoint hashkv -w json | grep -o '"hash":[0-9]*' | sort -u | wc -l
 }
+
+# Starts a one-member Debian etcd as the reference to compare balsad with; sets REF_EP (its
+# client endpoint) and ETCD_PID. stop_reference_etcd kills it.
+start_reference_etcd() {
+  local ports
+  read -r -a ports <<<"$(free_ports 2)"
+  REF_EP="127.0.0.1:${ports[0]}"
+  etcd --name ref --data-dir "$DIR/etcd" --listen-client-urls "http://$REF_EP" \
+    --advertise-client-urls "http://$REF_EP" --listen-peer-urls "http://127.0.0.1:${ports[1]}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${ports[1]}" --initial-cluster "ref=http://127.0.0.1:${ports[1]}" \
+    >"$DIR/etcd.log" 2>&1 &
+  ETCD_PID=$!
+  EXTRA_PIDS+=("$ETCD_PID")
+  for _ in $(seq 100); do etcdctl --endpoints="$REF_EP" endpoint health >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "the reference etcd did not become healthy (see $DIR/etcd.log)"
+}
+stop_reference_etcd() { kill -9 "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true; }
